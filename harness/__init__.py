@@ -1,0 +1,1 @@
+"""Accord's harness: the `accord` command line, contract tooling and test support."""

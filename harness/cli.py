@@ -1,0 +1,116 @@
+"""The `accord` command line."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from harness.project import GenerateTarget, Project, ProjectNotFoundError
+
+app = typer.Typer(
+    name="accord",
+    help="Accord: contract-first services and the harness that proves they keep their contracts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+RootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="The project directory (default: the nearest parent with [tool.accord]).",
+        file_okay=False,
+        exists=True,
+    ),
+]
+
+
+def load_project(root: Path | None) -> Project:
+    try:
+        return Project.load(root) if root is not None else Project.find()
+    except ProjectNotFoundError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def generate(
+    root: RootOption = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; exit 1 if generated/ differs from what the contracts generate.",
+        ),
+    ] = False,
+) -> None:
+    """Regenerate the pydantic models in generated/ from the contracts."""
+    from harness import codegen
+
+    project = load_project(root)
+    started = time.perf_counter()
+
+    def progress(target: GenerateTarget) -> None:
+        err.print(f"  {target.contract.as_posix()} → {target.module.as_posix()}", style="dim")
+
+    try:
+        if check:
+            drifts = codegen.check(project, progress)
+        else:
+            results = codegen.write(project, codegen.expected_files(project, progress))
+    except codegen.GenerationError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    elapsed = time.perf_counter() - started
+
+    if not check:
+        for path, status in results:
+            if status != "unchanged":
+                out.print(f"{status:>9} {path.as_posix()}")
+        changed = sum(status != "unchanged" for _, status in results)
+        out.print(
+            f"{len(project.targets)} contracts, {changed} files written, "
+            f"{len(results) - changed} unchanged ({elapsed:.1f} s)"
+        )
+        return
+    if not drifts:
+        out.print(f"generated/ matches the contracts ({len(project.targets)}, {elapsed:.1f} s)")
+        return
+    for drift in drifts:
+        err.print(f"[red]drift:[/] {escape(drift.describe())}")
+        if drift.diff:
+            lines = drift.diff.splitlines()
+            err.print("\n".join(lines[:40]) + ("\n  …" if len(lines) > 40 else ""), markup=False)
+    err.print("run `accord generate` and commit the result")
+    raise typer.Exit(1)
+
+
+@app.command()
+def lint(
+    root: RootOption = None,
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Contract files to check (default: every file under contracts/)."),
+    ] = None,
+) -> None:
+    """Validate the contracts: specifications, $refs, examples and the project's rules."""
+    from harness.lint import lint_project
+
+    project = load_project(root)
+    report = lint_project(project, files)
+    for finding in report.findings:
+        err.print(str(finding), markup=False)
+    if report.ok:
+        out.print(f"{len(report.documents)} contract files, no problems")
+        return
+    count = len(report.findings)
+    err.print(f"{count} problem{'s' * (count != 1)} in {len(report.documents)} contract files")
+    raise typer.Exit(1)

@@ -1,0 +1,311 @@
+"""The project's own rules, beyond what the specifications require.
+
+OpenAPI:
+- every operation has a unique `operationId`;
+- every operation that takes input (a body, parameters or a token) documents its errors: at
+  least one 4xx; 400 and 422 when it takes a body; 422 when it takes parameters; 401 when it
+  needs a token; 403 when it needs a role or ownership; and every 4xx response is
+  `application/problem+json` (RFC 9457);
+- `x-owner-parameter` names a path parameter; every link names an existing operation.
+
+AsyncAPI:
+- every message has a name and a versioned payload schema: `x-schema-version` is a semantic
+  version, the payload has a `schemaVersion` property that admits it, and the payload's
+  `eventType` is the message name;
+- every message a receiver expects is sent by some application;
+- a receiver's SNS filter policy on `eventType` lets through exactly the messages it receives;
+- a queue's dead-letter queue is declared beside it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from harness.contracts import DanglingReferenceError, Document, Resolver, join, lookup
+from harness.lint.findings import Reporter
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+PROBLEM_JSON = "application/problem+json"
+
+
+def check_rules(
+    documents: list[tuple[Document, str | None]], resolver: Resolver, report: Reporter
+) -> None:
+    for document, kind in documents:
+        if kind == "openapi":
+            check_openapi_rules(document, resolver, report)
+        elif kind == "asyncapi":
+            check_messages(document, resolver, report)
+    check_senders_and_receivers(
+        [document for document, kind in documents if kind == "asyncapi"], resolver, report
+    )
+
+
+# --- OpenAPI ---------------------------------------------------------------------------------
+
+
+def operations(document: Document) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(pointer, path, method, operation) for every operation in an OpenAPI document."""
+    paths = document.data.get("paths") or {}
+    for path, item in paths.items():
+        if not isinstance(item, dict):
+            continue
+        for method in METHODS:
+            operation = item.get(method)
+            if isinstance(operation, dict):
+                yield join("", "paths", path, method), path, method, operation
+
+
+def _deref(resolver: Resolver, base: Path, value: Any) -> Any:
+    try:
+        return resolver.deref(base, value)[1]
+    except DanglingReferenceError:
+        return None
+
+
+def check_openapi_rules(document: Document, resolver: Resolver, report: Reporter) -> None:
+    seen_ids: dict[str, str] = {}
+    top_security = document.data.get("security", [])
+    all_ids = {op.get("operationId") for _, _, _, op in operations(document)}
+    for pointer, path, method, operation in operations(document):
+        name = f"{method.upper()} {path}"
+        operation_id = operation.get("operationId")
+        if not operation_id:
+            report.add(document.path, pointer, f"{name} has no operationId")
+        elif operation_id in seen_ids:
+            report.add(
+                document.path,
+                join(pointer, "operationId"),
+                f"operationId {operation_id!r} is also used by {seen_ids[operation_id]}",
+            )
+        else:
+            seen_ids[operation_id] = name
+
+        responses = operation.get("responses") or {}
+        codes = {str(code) for code in responses}
+        parameters = [
+            _deref(resolver, document.path, p)
+            for p in [
+                *((document.data["paths"][path] or {}).get("parameters") or []),
+                *(operation.get("parameters") or []),
+            ]
+        ]
+        has_parameters = any(
+            isinstance(p, dict) and p.get("in") in ("path", "query") for p in parameters
+        )
+        security = operation.get("security", top_security) or []
+        secured = bool(security) and all(requirement for requirement in security)
+        restricted = "x-owner-parameter" in operation or any(
+            roles for requirement in security for roles in requirement.values()
+        )
+
+        required: list[tuple[str, str]] = []
+        if "requestBody" in operation:
+            required += [("400", "takes a request body"), ("422", "takes a request body")]
+        if has_parameters:
+            required.append(("422", "takes parameters"))
+        if secured:
+            required.append(("401", "requires a token"))
+        if restricted:
+            required.append(("403", "requires a role or ownership"))
+        takes_input = "requestBody" in operation or has_parameters or secured
+        if takes_input and not any(code.startswith("4") for code in codes):
+            report.add(
+                document.path, join(pointer, "responses"), f"{name} documents no error response"
+            )
+        for code, why in dict(required).items():
+            if code not in codes:
+                report.add(
+                    document.path,
+                    join(pointer, "responses"),
+                    f"{name} {why} but does not document a {code} response",
+                )
+
+        for code, response in responses.items():
+            resolved = _deref(resolver, document.path, response)
+            if not isinstance(resolved, dict):
+                continue
+            where = join(pointer, "responses", str(code))
+            if str(code).startswith("4") and PROBLEM_JSON not in (resolved.get("content") or {}):
+                report.add(
+                    document.path, where, f"{name} error response {code} is not {PROBLEM_JSON}"
+                )
+            for link_name, link in (resolved.get("links") or {}).items():
+                target = (_deref(resolver, document.path, link) or {}).get("operationId")
+                if target is not None and target not in all_ids:
+                    report.add(
+                        document.path,
+                        join(where, "links", link_name),
+                        f"link {link_name!r} names unknown operation {target!r}",
+                    )
+
+        owner = operation.get("x-owner-parameter")
+        if owner is not None and f"{{{owner}}}" not in path:
+            report.add(
+                document.path,
+                join(pointer, "x-owner-parameter"),
+                f"x-owner-parameter {owner!r} is not a path parameter of {path}",
+            )
+
+
+# --- AsyncAPI --------------------------------------------------------------------------------
+
+
+def messages_defined(document: Document) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(pointer, message) for every message defined (not referenced) in a document."""
+    data = document.data
+    for name, message in ((data.get("components") or {}).get("messages") or {}).items():
+        if isinstance(message, dict) and "$ref" not in message:
+            yield join("", "components", "messages", name), message
+    for channel_name, channel in (data.get("channels") or {}).items():
+        for name, message in ((channel or {}).get("messages") or {}).items():
+            if isinstance(message, dict) and "$ref" not in message:
+                yield join("", "channels", channel_name, "messages", name), message
+
+
+def check_messages(document: Document, resolver: Resolver, report: Reporter) -> None:
+    for pointer, message in messages_defined(document):
+        name = message.get("name")
+        if not name:
+            report.add(document.path, pointer, "message has no name (its event type)")
+        if "payload" not in message:
+            report.add(document.path, pointer, f"message {name!r} has no payload schema")
+            continue
+        payload = _deref(resolver, document.path, message["payload"])
+        if not isinstance(payload, dict):
+            continue
+        where = join(pointer, "payload")
+        version = payload.get("x-schema-version")
+        if not isinstance(version, str) or not SEMVER.match(version):
+            report.add(
+                document.path,
+                where,
+                f"message {name!r} has no versioned payload schema: "
+                "x-schema-version must be a semantic version such as 1.0.0",
+            )
+            continue
+        properties = payload.get("properties") or {}
+        schema_version = _deref(resolver, document.path, properties.get("schemaVersion"))
+        if not isinstance(schema_version, dict):
+            report.add(
+                document.path,
+                where,
+                f"message {name!r}: the payload has no schemaVersion property",
+            )
+        elif not _admits(schema_version, version):
+            report.add(
+                document.path,
+                where,
+                f"message {name!r}: schemaVersion does not admit x-schema-version {version}",
+            )
+        event_type = _deref(resolver, document.path, properties.get("eventType")) or {}
+        if name and event_type.get("const") != name:
+            report.add(
+                document.path,
+                where,
+                f"message {name!r}: the payload's eventType must be const {name!r}",
+            )
+
+
+def _admits(schema: dict[str, Any], value: str) -> bool:
+    if "const" in schema:
+        return bool(schema["const"] == value)
+    if "enum" in schema:
+        return value in schema["enum"]
+    pattern = schema.get("pattern")
+    return pattern is None or re.search(pattern, value) is not None
+
+
+def operation_messages(
+    document: Document, resolver: Resolver
+) -> Iterator[tuple[str, str, str, str | None]]:
+    """(operation pointer, message pointer, action, message name) for each operation message."""
+    for op_name, operation in (document.data.get("operations") or {}).items():
+        if not isinstance(operation, dict):
+            continue
+        pointer = join("", "operations", op_name)
+        action = operation.get("action", "")
+        listed = operation.get("messages")
+        if listed is None:  # no list: every message of the channel
+            channel = _deref(resolver, document.path, operation.get("channel")) or {}
+            listed = list((channel.get("messages") or {}).values())
+            where = [join(pointer, "channel")] * len(listed)
+        else:
+            where = [join(pointer, "messages", i) for i in range(len(listed))]
+        for message_pointer, reference in zip(where, listed, strict=True):
+            message = _deref(resolver, document.path, reference)
+            name = message.get("name") if isinstance(message, dict) else None
+            yield pointer, message_pointer, action, name
+
+
+def check_senders_and_receivers(
+    documents: list[Document], resolver: Resolver, report: Reporter
+) -> None:
+    sent = {
+        name
+        for document in documents
+        for _, _, action, name in operation_messages(document, resolver)
+        if action == "send"
+    }
+    for document in documents:
+        received: dict[str, set[str]] = {}
+        for op_pointer, message_pointer, action, name in operation_messages(document, resolver):
+            if action != "receive" or name is None:
+                continue
+            received.setdefault(op_pointer, set()).add(name)
+            if name not in sent:
+                report.add(
+                    document.path,
+                    message_pointer,
+                    f"receives {name!r} but no application sends it",
+                )
+        for op_pointer, names in received.items():
+            operation = resolve_pointer(document, op_pointer)
+            check_bindings(document, op_pointer, operation, names, report)
+
+
+def resolve_pointer(document: Document, pointer: str) -> dict[str, Any]:
+    value = lookup(document.data, pointer)
+    return value if isinstance(value, dict) else {}
+
+
+def check_bindings(
+    document: Document,
+    pointer: str,
+    operation: dict[str, Any],
+    names: set[str],
+    report: Reporter,
+) -> None:
+    bindings = operation.get("bindings") or {}
+    consumers = (bindings.get("sns") or {}).get("consumers") or []
+    for index, consumer in enumerate(consumers):
+        policy = (consumer.get("filterPolicy") or {}).get("eventType")
+        where = join(pointer, "bindings", "sns", "consumers", index, "filterPolicy")
+        if policy is None:
+            report.add(document.path, where, "the subscription has no filter policy on eventType")
+            continue
+        allowed = {policy} if isinstance(policy, str) else set(policy)
+        for missing in sorted(names - allowed):
+            report.add(
+                document.path, where, f"the filter policy keeps out {missing!r}, which it receives"
+            )
+        for extra in sorted(allowed - names):
+            report.add(
+                document.path,
+                where,
+                f"the filter policy lets in {extra!r}, which it does not receive",
+            )
+    queues = (bindings.get("sqs") or {}).get("queues") or []
+    declared = {queue.get("name") for queue in queues if isinstance(queue, dict)}
+    for index, queue in enumerate(queues):
+        dead_letter = ((queue.get("redrivePolicy") or {}).get("deadLetterQueue") or {}).get("name")
+        if dead_letter is not None and dead_letter not in declared:
+            report.add(
+                document.path,
+                join(pointer, "bindings", "sqs", "queues", index, "redrivePolicy"),
+                f"dead-letter queue {dead_letter!r} is not declared among the queues",
+            )

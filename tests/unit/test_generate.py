@@ -1,0 +1,110 @@
+"""`accord generate`: deterministic output, and `--check` catches every kind of drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from harness import codegen
+from harness.cli import app
+from harness.project import Project
+from tests.conftest import edit
+
+runner = CliRunner()
+
+
+def test_generating_twice_gives_byte_identical_files(project_copy: Project) -> None:
+    first = codegen.expected_files(project_copy)
+    codegen.write(project_copy, first)
+    written = {path: (project_copy.root / path).read_bytes() for path in first}
+
+    second = codegen.expected_files(project_copy)
+    results = codegen.write(project_copy, second)
+
+    assert second == first
+    assert {status for _, status in results} == {"unchanged"}
+    assert {path: (project_copy.root / path).read_bytes() for path in second} == written
+
+
+def test_the_committed_generated_tree_matches_the_contracts(repository: Project) -> None:
+    assert codegen.check(repository) == []
+
+
+def test_every_contract_in_pyproject_has_its_module(repository: Project) -> None:
+    modules = {target.module.as_posix() for target in repository.targets}
+    assert modules == {
+        "generated/auth/models.py",
+        "generated/user/models.py",
+        "generated/notification/models.py",
+        "generated/events/models.py",
+    }
+
+
+def test_check_fails_naming_the_contract_and_module_after_a_contract_edit(
+    project_copy: Project,
+) -> None:
+    edit(
+        project_copy.root / "contracts/asyncapi/user-events.yaml",
+        "      description: Payload of `user.created`.\n",
+        "      description: Payload of `user.created`, edited.\n",
+    )
+
+    result = runner.invoke(app, ["generate", "--check", "--root", str(project_copy.root)])
+
+    assert result.exit_code == 1
+    assert (
+        "generated/events/models.py differs from what contracts/asyncapi/user-events.yaml "
+        "generates" in result.output
+    )
+    assert "+    Payload of `user.created`, edited." in result.output
+
+
+def test_check_fails_on_a_hand_edited_generated_module(project_copy: Project) -> None:
+    module = project_copy.root / "generated/user/models.py"
+    module.write_text(module.read_text() + "\n# a hand edit\n")
+
+    result = runner.invoke(app, ["generate", "--check", "--root", str(project_copy.root)])
+
+    assert result.exit_code == 1
+    assert "generated/user/models.py differs from what" in result.output
+    assert "contracts/openapi/user-service.yaml" in result.output
+
+
+def test_check_fails_on_a_missing_or_unexpected_module(project_copy: Project) -> None:
+    (project_copy.root / "generated/notification/models.py").unlink()
+    (project_copy.root / "generated/events/stale.py").write_text("x = 1\n")
+
+    drifts = codegen.check(project_copy)
+
+    assert {(d.module.as_posix(), d.kind) for d in drifts} == {
+        ("generated/notification/models.py", "missing"),
+        ("generated/events/stale.py", "unexpected"),
+    }
+
+
+def test_generate_repairs_drift_and_check_then_passes(project_copy: Project) -> None:
+    (project_copy.root / "generated/auth/models.py").write_text("broken = True\n")
+
+    generated = runner.invoke(app, ["generate", "--root", str(project_copy.root)])
+    checked = runner.invoke(app, ["generate", "--check", "--root", str(project_copy.root)])
+
+    assert generated.exit_code == 0, generated.output
+    assert "updated generated/auth/models.py" in generated.output
+    assert checked.exit_code == 0, checked.output
+
+
+def test_a_contract_listed_but_absent_is_a_clear_error(project_copy: Project) -> None:
+    (project_copy.root / "contracts/openapi/user-service.yaml").unlink()
+
+    result = runner.invoke(app, ["generate", "--root", str(project_copy.root)])
+
+    assert result.exit_code == 2
+    assert "contracts/openapi/user-service.yaml: no such contract" in result.output
+
+
+def test_a_directory_without_an_accord_project_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["generate", "--root", str(tmp_path)])
+
+    assert result.exit_code == 2
+    assert "pyproject.toml does not exist" in result.output
