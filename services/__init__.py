@@ -1,0 +1,1 @@
+"""Accord services: auth, user and notification, and the kit they share."""

@@ -1,0 +1,2 @@
+"""What every Accord service shares: events, the bus ports and adapters, idempotent consumers,
+tokens."""
