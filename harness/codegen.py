@@ -74,6 +74,78 @@ def render(project: Project, target: GenerateTarget) -> str:
     return source
 
 
+CATALOG = '''{header}
+"""The messages of {contract}: event type → payload model and schema version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from pydantic import BaseModel
+
+from {package} import models
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    """One message of the contract: its name (the event type), payload model, schema version."""
+
+    event_type: str
+    payload: type[BaseModel]
+    schema_version: str
+
+
+Event: TypeAlias = {union}
+
+MESSAGES: dict[str, MessageSpec] = {{
+{entries}}}
+'''
+
+
+def render_catalog(project: Project, target: GenerateTarget) -> str | None:
+    """For an AsyncAPI contract, the message catalog module written beside its models."""
+    from harness.contracts import ContractLoadError, load_document
+
+    try:
+        data = load_document(project.root / target.contract).data
+    except ContractLoadError as error:
+        raise GenerationError(f"{target.contract}: {error.reason}") from None
+    if not isinstance(data, dict) or "asyncapi" not in data:
+        return None
+    components = data.get("components") or {}
+    schemas = components.get("schemas") or {}
+    specs: list[tuple[str, str, str]] = []
+    for key, message in (components.get("messages") or {}).items():
+        ref = (message.get("payload") or {}).get("$ref", "")
+        schema_name = ref.removeprefix("#/components/schemas/")
+        if not ref.startswith("#/components/schemas/") or schema_name not in schemas:
+            raise GenerationError(
+                f"{target.contract}: message {key} needs a payload $ref into #/components/schemas"
+            )
+        version = schemas[schema_name].get("x-schema-version")
+        if not message.get("name") or not version:
+            raise GenerationError(f"{target.contract}: message {key} needs a name and a version")
+        specs.append((message["name"], schema_name, version))
+    if not specs:
+        return None
+    package = ".".join(target.module.parent.parts)
+    entries = "".join(
+        f"    {name!r}: MessageSpec({name!r}, models.{model}, {version!r}),\n".replace("'", '"')
+        for name, model, version in specs
+    )
+    union = " | ".join(f"models.{model}" for _, model, _ in specs)
+    if len(union) > 70:
+        union = "(\n    " + "\n    | ".join(f"models.{model}" for _, model, _ in specs) + "\n)"
+    return CATALOG.format(
+        header=HEADER.format(contract=target.contract.as_posix()).rstrip("\n"),
+        contract=target.contract.as_posix(),
+        package=package,
+        union=union,
+        entries=entries,
+    )
+
+
 def expected_files(
     project: Project, on_target: Callable[[GenerateTarget], None] | None = None
 ) -> dict[Path, str]:
@@ -83,6 +155,9 @@ def expected_files(
         if on_target is not None:
             on_target(target)
         files[target.module] = render(project, target)
+        catalog = render_catalog(project, target)
+        if catalog is not None:
+            files[target.module.with_name("catalog.py")] = catalog
         package = target.module.parent
         while package != Path():
             files.setdefault(package / "__init__.py", PACKAGE_DOC)
@@ -144,6 +219,7 @@ def check(
     """Compare the committed generated tree with a fresh generation, file by file."""
     expected = expected_files(project, on_target)
     origin = {target.module: target.contract for target in project.targets}
+    origin |= {t.module.with_name("catalog.py"): t.contract for t in project.targets}
     drifts: list[Drift] = []
     for relative, content in sorted(expected.items()):
         path = project.root / relative

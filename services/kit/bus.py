@@ -1,0 +1,90 @@
+"""The event bus ports: publishing events and consuming them from a queue.
+
+Adapters: `services.kit.sns.SnsEventPublisher` and `services.kit.sqs.SqsEventConsumer` for
+SNS/SQS (AWS, LocalStack, moto server); `services.kit.memory` for the in-memory bus with the
+same semantics. Delivery is at least once: handlers must tolerate duplicates and any order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from services.kit.events import Event, Message
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How an event reached a handler: which queue, which message, the how-many-th receive."""
+
+    queue: str
+    message_id: str
+    receive_count: int
+
+
+Handler = Callable[[Event, Delivery], Awaitable[None]]
+
+
+class EventPublisher(Protocol):
+    """Publishes events to the bus (validated against their schema first)."""
+
+    async def publish(self, event: Event) -> None: ...
+
+    async def publish_message(self, message: Message) -> None:
+        """Publish an already-encoded event, e.g. one stored in the outbox."""
+        ...
+
+
+class EventConsumer(Protocol):
+    """Runs handlers for the events arriving on one queue until stopped."""
+
+    def subscribe(self, event_type: str, handler: Handler) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A message taken from a queue; it stays there, invisible, until deleted."""
+
+    message_id: str
+    receipt: str
+    message: Message
+    receive_count: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message in a dead-letter queue, with why it is there."""
+
+    message_id: str
+    message: Message
+    receive_count: int
+    reason: str | None = field(default=None)
+
+
+class MessageQueue(Protocol):
+    """One queue as its consumer sees it (SQS semantics: receive, delete, hide for a while)."""
+
+    name: str
+
+    async def receive(self, max_messages: int, wait_seconds: float) -> list[ReceivedMessage]:
+        """Up to `max_messages`, waiting at most `wait_seconds` for the first to arrive."""
+        ...
+
+    async def delete(self, receipts: Sequence[str]) -> None: ...
+
+    async def retry_later(self, receipt: str, delay_seconds: int) -> None:
+        """Make a received message visible again after `delay_seconds`."""
+        ...
+
+    async def dead_letter(self, received: ReceivedMessage, reason: str) -> None:
+        """Move a message to the queue's dead-letter queue with `reason`, and delete it here."""
+        ...
+
+    async def max_receives(self) -> int | None:
+        """The receive count after which the queue dead-letters a message, if it does."""
+        ...

@@ -1,0 +1,176 @@
+"""The consumer runtime shared by every queue adapter.
+
+Receives batches of up to ten messages, runs several in flight at once, deletes a message only
+after its handler returned (so only after the handler's effect committed), and on failure
+hides it for an exponentially growing delay so that the queue redelivers it later. A message
+that fails on its last allowed receive, and any message that is not a valid event, goes to
+the dead-letter queue with the reason; neither ever blocks the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from services.kit.bus import Delivery, Handler, MessageQueue, ReceivedMessage
+from services.kit.events import InvalidEventError, decode
+
+log = logging.getLogger("accord.consumer")
+
+MAX_BATCH = 10  # the most SQS returns from one receive
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before the n-th retry: `base * 2**(n-1)` seconds, at most `cap`."""
+
+    base: float = 1.0
+    cap: float = 300.0
+
+    def delay(self, receive_count: int) -> int:
+        return int(min(self.cap, self.base * 2 ** max(0, receive_count - 1)))
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    """Tuning of a consumer: concurrency, long-poll wait, retry backoff."""
+
+    max_in_flight: int = 20
+    wait_seconds: float = 20.0
+    backoff: Backoff = Backoff()
+
+
+class QueueConsumer:
+    """Consumes events from one `MessageQueue` and dispatches them to subscribed handlers."""
+
+    def __init__(self, queue: MessageQueue, options: ConsumerOptions | None = None) -> None:
+        self.queue = queue
+        self.options = options or ConsumerOptions()
+        self._handlers: dict[str, Handler] = {}
+        self._stopping = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._max_receives: int | None = None
+
+    def subscribe(self, event_type: str, handler: Handler) -> None:
+        if event_type in self._handlers:
+            raise ValueError(f"{event_type} already has a handler on {self.queue.name}")
+        self._handlers[event_type] = handler
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None and not self._runner.done()
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        self._max_receives = await self.queue.max_receives()
+        self._stopping = asyncio.Event()
+        self._runner = asyncio.create_task(self._run(), name=f"consumer:{self.queue.name}")
+
+    async def stop(self) -> None:
+        """Stop receiving, then wait for every message in flight to be handled and settled."""
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner
+            self._runner = None
+
+    async def _run(self) -> None:
+        slot_freed = asyncio.Event()
+        try:
+            while not self._stopping.is_set():
+                room = min(MAX_BATCH, self.options.max_in_flight - self._in_flight)
+                if room <= 0:
+                    slot_freed.clear()
+                    await slot_freed.wait()
+                    continue
+                try:
+                    batch = await self._receive(room)
+                except Exception:
+                    log.exception("receiving from %s failed; retrying in 1 s", self.queue.name)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
+                    continue
+                if batch:
+                    self._in_flight += len(batch)
+                    task = asyncio.create_task(self._settle_batch(batch, slot_freed))
+                    self._batches.add(task)
+                    task.add_done_callback(self._batches.discard)
+        finally:
+            if self._batches:
+                await asyncio.gather(*self._batches, return_exceptions=True)
+
+    async def _receive(self, room: int) -> list[ReceivedMessage]:
+        # A receive under way is not cancelled on stop: it returns within `wait_seconds`, and
+        # what it took is handled before the consumer stops, rather than left invisible.
+        return await self.queue.receive(room, self.options.wait_seconds)
+
+    async def _settle_batch(self, batch: list[ReceivedMessage], slot_freed: asyncio.Event) -> None:
+        try:
+            outcomes = await asyncio.gather(*(self._handle(received) for received in batch))
+            done = [received.receipt for received, ok in zip(batch, outcomes, strict=True) if ok]
+            if done:
+                await self.queue.delete(done)
+        except Exception:
+            log.exception(
+                "settling a batch from %s failed; it will be redelivered", self.queue.name
+            )
+        finally:
+            self._in_flight -= len(batch)
+            slot_freed.set()
+
+    async def _handle(self, received: ReceivedMessage) -> bool:
+        """Run the handler; true when the message is done with and may be deleted."""
+        try:
+            event = decode(received.message)
+        except InvalidEventError as error:
+            await self._dead_letter(received, f"invalid message: {error.reason}")
+            return False
+        handler = self._handlers.get(event.eventType)
+        if handler is None:
+            await self._dead_letter(
+                received, f"invalid message: no handler for {event.eventType} on {self.queue.name}"
+            )
+            return False
+        delivery = Delivery(self.queue.name, received.message_id, received.receive_count)
+        try:
+            await handler(event, delivery)
+        except Exception as error:
+            return await self._failed(received, event.eventType, error)
+        log.info(
+            "handled %s %s from %s (receive %d)",
+            event.eventType,
+            event.eventId,
+            self.queue.name,
+            received.receive_count,
+        )
+        return True
+
+    async def _failed(self, received: ReceivedMessage, event_type: str, error: Exception) -> bool:
+        count = received.receive_count
+        reason = f"handler failed on receive {count}: {type(error).__name__}: {error}"
+        if self._max_receives is not None and count >= self._max_receives:
+            log.error("%s %s: %s; dead-lettering", event_type, received.message_id, reason)
+            await self._dead_letter(received, reason)
+            return False
+        delay = self.options.backoff.delay(count)
+        log.warning("%s %s: %s; retrying in %d s", event_type, received.message_id, reason, delay)
+        try:
+            await self.queue.retry_later(received.receipt, delay)
+        except Exception:
+            log.exception("could not delay %s; the visibility timeout will", received.message_id)
+        return False
+
+    async def _dead_letter(self, received: ReceivedMessage, reason: str) -> None:
+        try:
+            await self.queue.dead_letter(received, reason)
+        except Exception:
+            log.exception(
+                "could not dead-letter %s (%s); it stays on %s",
+                received.message_id,
+                reason,
+                self.queue.name,
+            )

@@ -1,0 +1,52 @@
+"""Database engines for the services: SQLite (the embedded default) and PostgreSQL.
+
+Settings take ordinary URLs (`sqlite:///.accord/auth.db`, `postgresql://user@host/db`); the
+async driver (aiosqlite, asyncpg) is chosen here so configuration stays driver-free.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def async_url(url: str | URL) -> URL:
+    """`url` with the async driver for its database; an unsupported database raises."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in ASYNC_DRIVERS:
+        raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    return parsed.set(drivername=ASYNC_DRIVERS[backend])
+
+
+def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
+    """An async engine; SQLite files get their directory, WAL and a busy timeout."""
+    parsed = async_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        options.setdefault("connect_args", {}).setdefault("timeout", 30)
+        engine = create_async_engine(parsed, **options)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _configure(connection: Any, _: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    options.setdefault("pool_pre_ping", True)
+    return create_async_engine(parsed, **options)
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,85 @@
+"""Idempotent consumers: a handler's effect and the record `(consumer, eventId)` commit in one
+database transaction, so a redelivered event is acknowledged with no second effect, and a
+crash between the two leaves neither."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.kit.bus import Delivery
+from services.kit.events import Event
+
+log = logging.getLogger("accord.consumer")
+
+Effect = Callable[[Event, AsyncSession], Awaitable[None]]
+
+
+def processed_events_table(metadata: MetaData) -> Table:
+    """The processed-event log, added to a service's own metadata (and its migrations)."""
+    return Table(
+        "processed_events",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", Uuid(), primary_key=True),
+        Column("event_type", String(100), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+class IdempotentHandler:
+    """A consumer handler that applies `effect` at most once per (consumer, eventId)."""
+
+    def __init__(
+        self,
+        consumer: str,
+        sessions: async_sessionmaker[AsyncSession],
+        table: Table,
+        effect: Effect,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.consumer = consumer
+        self.sessions = sessions
+        self.table = table
+        self.effect = effect
+        self.clock = clock
+
+    async def __call__(self, event: Event, delivery: Delivery) -> None:
+        await self.apply(event)
+
+    async def apply(self, event: Event) -> bool:
+        """Apply the event's effect; false when it had already been applied."""
+        recorded = False
+        try:
+            async with self.sessions() as session, session.begin():
+                # The record goes first: a concurrent duplicate then waits on its key and
+                # fails, instead of both running the effect.
+                await session.execute(
+                    insert(self.table).values(
+                        consumer=self.consumer,
+                        event_id=event.eventId,
+                        event_type=event.eventType,
+                        processed_at=self.clock(),
+                    )
+                )
+                recorded = True
+                await self.effect(event, session)
+        except IntegrityError:
+            if recorded:
+                raise  # the effect itself violated a constraint: a real failure
+            log.info("%s absorbed duplicate %s %s", self.consumer, event.eventType, event.eventId)
+            return False
+        return True
+
+    async def processed(self, session: AsyncSession, event_id: object) -> bool:
+        row = await session.execute(
+            select(self.table.c.event_id).where(
+                self.table.c.consumer == self.consumer, self.table.c.event_id == event_id
+            )
+        )
+        return row.first() is not None
