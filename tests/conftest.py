@@ -9,6 +9,8 @@ import pytest
 
 from harness.project import Project
 
+pytest_plugins = ["harness.pytest_plugin"]
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
