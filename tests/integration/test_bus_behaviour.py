@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.bus import Delivery
 from services.kit.consumer import Backoff, ConsumerOptions, QueueConsumer
@@ -239,7 +240,7 @@ async def test_invalid_messages_go_to_the_dead_letter_queue_with_a_reason_and_ne
 
 
 @pytest.fixture
-def effects_db(tmp_path: Path) -> Iterator[tuple[object, Table, Table]]:
+def effects_db(tmp_path: Path) -> tuple[AsyncEngine, Table, Table]:
     metadata = MetaData()
     effects = Table(
         "effects",
@@ -248,7 +249,7 @@ def effects_db(tmp_path: Path) -> Iterator[tuple[object, Table, Table]]:
         Column("event_id", String(36), nullable=False),
     )
     processed = processed_events_table(metadata)
-    yield create_engine(f"sqlite:///{tmp_path / 'effects.db'}"), effects, processed
+    return create_engine(f"sqlite:///{tmp_path / 'effects.db'}"), effects, processed
 
 
 async def test_a_duplicate_delivery_has_one_effect(
@@ -256,12 +257,12 @@ async def test_a_duplicate_delivery_has_one_effect(
     topology: Topology,
     names: dict[str, str],
     running: Callable[..., Awaitable[None]],
-    effects_db: tuple[object, Table, Table],
+    effects_db: tuple[AsyncEngine, Table, Table],
 ) -> None:
     engine, effects, processed = effects_db
-    async with engine.begin() as connection:  # type: ignore[attr-defined]
+    async with engine.begin() as connection:
         await connection.run_sync(effects.metadata.create_all)
-    sessions = sessionmaker(engine)  # type: ignore[arg-type]
+    sessions = sessionmaker(engine)
 
     async def record_effect(event: Event, session: AsyncSession) -> None:
         await session.execute(insert(effects).values(event_id=str(event.eventId)))
@@ -280,7 +281,7 @@ async def test_a_duplicate_delivery_has_one_effect(
     async with sessions() as session:
         assert (await session.execute(select(func.count()).select_from(effects))).scalar() == 1
         assert (await session.execute(select(func.count()).select_from(processed))).scalar() == 1
-    await engine.dispose()  # type: ignore[attr-defined]
+    await engine.dispose()
 
 
 async def test_stop_finishes_the_messages_in_flight_and_loses_none(
