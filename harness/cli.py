@@ -225,7 +225,11 @@ def dlq_list(queue: QueueArgument, endpoint: EndpointOption = None) -> None:
         return
     from rich.table import Table
 
-    table = Table("message id", "event type", "receives", "reason", title=dead_letters.name)
+    table = Table(title=dead_letters.name)
+    table.add_column("message id", no_wrap=True, min_width=36)
+    table.add_column("event type", no_wrap=True)
+    table.add_column("receives", justify="right")
+    table.add_column("reason", overflow="fold")
     for letter in letters:
         table.add_row(
             letter.message_id,
