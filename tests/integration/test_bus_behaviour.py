@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.kit.bus import Delivery
 from services.kit.consumer import Backoff, ConsumerOptions, QueueConsumer
 from services.kit.database import AsyncSession, create_engine, sessionmaker
-from services.kit.events import Event, Message, current_traceparent, decode
+from services.kit.events import Event, InvalidEventError, Message, current_traceparent, decode
 from services.kit.idempotency import IdempotentHandler, processed_events_table
 from services.kit.topology import QueueSpec, SubscriptionSpec, TopicSpec, Topology
 from tests import factories
@@ -309,3 +309,16 @@ async def test_stop_finishes_the_messages_in_flight_and_loses_none(
     await running(subscribe_all(bus.consumer(names["profiles"], FAST), second))
     await eventually(lambda: first.ids() | second.ids() == {e.eventId for e in published})
     assert first.ids().isdisjoint(second.ids())
+
+
+async def test_an_invalid_event_raises_on_publish_and_reaches_no_queue(
+    bus: Bus, topology: Topology, names: dict[str, str]
+) -> None:
+    event = factories.user_created()
+    event.email = "not-an-email"  # generated models do not validate assignment
+
+    with pytest.raises(InvalidEventError):
+        await bus.publisher(names["topic"]).publish(event)
+
+    assert bus.depth(names["profiles"]) == 0
+    assert bus.depth(names["mail"]) == 0

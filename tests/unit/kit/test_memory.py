@@ -112,3 +112,11 @@ def test_filter_policies_match_as_sns_does(
     policy: dict[str, object], attributes: dict[str, str], expected: bool
 ) -> None:
     assert matches(policy, attributes) is expected
+
+
+def test_retry_delays_double_from_the_base_up_to_the_cap() -> None:
+    from services.kit.consumer import Backoff
+
+    backoff = Backoff(base=2, cap=30)
+
+    assert [backoff.delay(n) for n in range(1, 7)] == [2, 4, 8, 16, 30, 30]
