@@ -1,0 +1,1 @@
+"""The local stack behind `accord up`: emulator, provisioning, services, SMTP sink, docs."""
