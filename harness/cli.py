@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -284,3 +285,85 @@ def dlq_redrive(
     out.print(
         f"moved {len(moved)} message{'s' * (len(moved) != 1)} from {dead_letters.name} to {queue}"
     )
+
+
+class Service(StrEnum):
+    """The services `accord serve` can run."""
+
+    auth = "auth"
+    user = "user"
+    notification = "notification"
+
+
+DEFAULT_PORTS = {"auth": 3001, "user": 3002, "notification": 3003}
+
+
+@app.command()
+def serve(
+    service: Annotated[Service, typer.Argument(help="Which service to run.")],
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port (default: 3001, 3002, 3003).")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run one service with uvicorn, configured from its environment variables."""
+    import importlib
+
+    module = importlib.import_module(f"services.{service.value}.main")
+    try:
+        module.serve(port=port or DEFAULT_PORTS[service.value], host=host)
+    except ValueError as error:  # a settings error names the variable to fix
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+
+
+def _port(flag: str, default: int, what: str) -> Any:
+    return typer.Option(flag, help=f"Port of the {what} (default {default}).")
+
+
+@app.command()
+def up(
+    root: RootOption = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Start from empty state (deletes .accord/).")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    auth_port: Annotated[int, _port("--auth-port", 3001, "auth service")] = 3001,
+    user_port: Annotated[int, _port("--user-port", 3002, "user service")] = 3002,
+    notification_port: Annotated[
+        int, _port("--notification-port", 3003, "notification service")
+    ] = 3003,
+    aws_port: Annotated[int, _port("--aws-port", 4566, "embedded AWS emulator")] = 4566,
+    smtp_port: Annotated[int, _port("--smtp-port", 1025, "SMTP sink")] = 1025,
+    mail_port: Annotated[int, _port("--mail-port", 8025, "mailbox web page and API")] = 8025,
+) -> None:
+    """Run the whole platform locally: emulator, provisioning, SMTP sink and the services."""
+    import logging
+    import os
+
+    from harness.stack.up import PortInUseError, StackConfig, run_until_interrupted
+
+    project = load_project(root)
+    config = StackConfig(
+        project=project,
+        host=host,
+        ports={
+            "auth": auth_port,
+            "user": user_port,
+            "notification": notification_port,
+            "aws": aws_port,
+            "smtp": smtp_port,
+            "mail": mail_port,
+        },
+        endpoint=os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("LOCALSTACK_ENDPOINT"),
+        reset=reset,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-20s %(message)s")
+    for noisy in ("werkzeug", "botocore", "aiosqlite", "alembic", "uvicorn.error", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    out.print("[bold]Accord[/] — starting the platform (Ctrl-C stops it)")
+    try:
+        run_until_interrupted(config, lambda line: out.print(line))
+    except PortInUseError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
