@@ -31,7 +31,7 @@ RootOption = Annotated[
     Path | None,
     typer.Option(
         "--root",
-        help="The project directory (default: the nearest parent with [tool.accord]).",
+        help="The project directory (default: the nearest parent with \\[tool.accord]).",
         file_okay=False,
         exists=True,
     ),
@@ -367,3 +367,9 @@ def up(
     except PortInUseError as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
+
+
+from harness.cli_schemas import diff, schemas_app  # noqa: E402 - after `app` is defined
+
+app.add_typer(schemas_app, name="schemas")
+app.command()(diff)

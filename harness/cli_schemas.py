@@ -1,0 +1,212 @@
+"""`accord schemas publish` and `accord diff`, registered on the `accord` app in harness/cli.py.
+
+This module does not import harness.cli at import time (harness.cli imports it), only inside
+the commands, so either module can be imported first.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from mypy_boto3_glue import GlueClient
+
+    from harness.compat.diff import DiffReport
+    from harness.schemas import Outcome
+
+schemas_app = typer.Typer(
+    help="Publish versioned event schemas, refusing incompatible ones.", no_args_is_help=True
+)
+
+# The same option as harness.cli.RootOption (not imported: see the module docstring).
+RootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="The project directory (default: the nearest parent with \\[tool.accord]).",
+        file_okay=False,
+        exists=True,
+    ),
+]
+
+
+class Registry(StrEnum):
+    """Where `accord schemas publish` publishes."""
+
+    dir = "dir"
+    glue = "glue"
+
+
+class OutputFormat(StrEnum):
+    """How `accord diff` prints its report."""
+
+    text = "text"
+    json = "json"
+
+
+def _glue_client(endpoint: str | None) -> GlueClient:
+    from harness.cli import err
+    from services.kit.aws import BusLocation
+
+    try:
+        detected = BusLocation.detect()
+    except ValueError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    location = BusLocation("endpoint", endpoint, detected.region) if endpoint else detected
+    if location.mode == "memory":
+        err.print(
+            "[red]error:[/] no AWS endpoint for Glue: pass --endpoint URL, set AWS_ENDPOINT_URL, "
+            "or set ACCORD_ENV=production for real AWS"
+        )
+        raise typer.Exit(2)
+    client: GlueClient = location.client("glue")
+    return client
+
+
+_STYLES = {"published": "green", "unchanged": "dim", "refused": "red"}
+
+
+def _show_outcome(outcome: Outcome) -> str:
+    style = _STYLES[outcome.action]
+    line = (
+        f"  [{style}]{outcome.action:>9}[/] {escape(outcome.event_type)} "
+        f"{escape(outcome.version)} [dim]({outcome.mode})[/]"
+    )
+    if outcome.breaking:
+        line += f" [yellow]new major: {len(outcome.breaking)} breaking change(s)[/]"
+    return line
+
+
+@schemas_app.command("publish")
+def publish(
+    root: RootOption = None,
+    registry: Annotated[
+        Registry,
+        typer.Option(
+            "--registry",
+            help="dir: the catalog directory only; glue: also AWS Glue Schema Registry.",
+        ),
+    ] = Registry.dir,
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to",
+            help="The catalog directory (default: schemas/ in the project).",
+            file_okay=False,
+        ),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help="Glue endpoint, e.g. a moto server (default: AWS_ENDPOINT_URL, or real AWS "
+            "when ACCORD_ENV=production).",
+        ),
+    ] = None,
+    glue_registry: Annotated[
+        str, typer.Option("--glue-registry", help="The Glue registry name.")
+    ] = "accord-events",
+) -> None:
+    """Check every event schema against its published versions and publish the new ones."""
+    from harness import schemas
+    from harness.cli import err, load_project, out
+
+    project = load_project(root)
+    directory = (to if to is not None else project.root / schemas.DEFAULT_CATALOG).resolve()
+    shown = project.relative(directory)
+    try:
+        publication = schemas.plan(project, directory)
+    except schemas.CatalogError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(1) from None
+    out.print(f"event schemas from contracts/asyncapi against the catalog in {escape(shown)}")
+    for outcome in publication.outcomes:
+        out.print(_show_outcome(outcome))
+    if publication.refused:
+        for outcome in publication.refused:
+            for line in outcome.describe():
+                err.print(f"[red]refused:[/] {escape(line)}")
+        count = len(publication.refused)
+        err.print(
+            f"{count} event schema{'s' * (count != 1)} refused; nothing was published"
+            + (" (no Glue call was made)" if registry is Registry.glue else "")
+        )
+        raise typer.Exit(1)
+    glue = None
+    if registry is Registry.glue:
+        glue = schemas.GlueTarget(lambda: _glue_client(endpoint), glue_registry)
+        out.print(f"mirroring the catalog to Glue registry {escape(glue_registry)}")
+    try:
+        schemas.apply(publication, glue=glue, progress=lambda line: out.print(escape(line)))
+    except schemas.CatalogError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(1) from None
+    published = publication.published
+    if not published:
+        out.print(
+            f"nothing to publish: all {len(publication.outcomes)} event schemas are already "
+            f"published at these versions in {escape(shown)}"
+        )
+    else:
+        out.print(
+            f"published {len(published)} schema version{'s' * (len(published) != 1)} to "
+            f"{escape(shown)} (index.json, index.html)"
+        )
+
+
+def _print_report(report: DiffReport) -> None:
+    from harness.cli import out
+
+    current = None
+    for change in report.changes:
+        if change.document != current:
+            current = change.document
+            out.print(f"[bold]{escape(current)}[/]")
+        style = "red" if change.breaking else "green"
+        subject = f" {escape(change.subject)}" if change.subject else ""
+        pointer = f" [dim]#{escape(change.pointer)}[/]" if change.pointer else ""
+        out.print(f"  [{style}]{change.severity.value:>12}[/]{subject} {change.rule}{pointer}")
+        out.print(f"               {escape(change.message)}", style="dim")
+
+
+def diff(
+    base: Annotated[
+        str, typer.Option("--base", help="The git ref to compare with, e.g. origin/main.")
+    ],
+    root: RootOption = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="text for people, json for machines.")
+    ] = OutputFormat.text,
+) -> None:
+    """List every change to the contracts since a git ref, with its severity."""
+    from harness.cli import err, load_project, out
+    from harness.compat.diff import DiffError, diff_contracts
+
+    project = load_project(root)
+    try:
+        report = diff_contracts(project, base)
+    except DiffError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    breaking = len(report.breaking)
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        _print_report(report)
+        if not report.changes:
+            out.print(f"no changes to the contracts since {escape(base)}")
+        else:
+            out.print(
+                f"{breaking} breaking, {len(report.changes) - breaking} non-breaking "
+                f"change{'s' * (len(report.changes) != 1)} since {escape(base)} "
+                f"in {len(report.documents)} contract documents"
+            )
+    if breaking:
+        raise typer.Exit(1)
