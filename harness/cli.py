@@ -359,7 +359,7 @@ def up(
         reset=reset,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-20s %(message)s")
-    for noisy in ("werkzeug", "botocore", "aiosqlite", "alembic", "uvicorn.error", "mail.log"):
+    for noisy in ("werkzeug", "botocore", "aiosqlite", "alembic", "httpx", "mail.log"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     out.print("[bold]Accord[/] — starting the platform (Ctrl-C stops it)")
     try:

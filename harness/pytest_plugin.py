@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -64,12 +64,25 @@ def postgres_server() -> str:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"accord_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(postgres_server, f'CREATE DATABASE "{name}"'))
+def new_postgres_database(postgres_server: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty PostgreSQL databases (one per call), dropped after the test."""
+    made: list[str] = []
     base, _, _ = postgres_server.rpartition("/")
+
+    def make() -> str:
+        name = f"accord_test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_admin(postgres_server, f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return f"{base}/{name}"
+
     try:
-        yield f"{base}/{name}"
+        yield make
     finally:
-        asyncio.run(_admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for name in made:
+            asyncio.run(_admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def postgres_url(new_postgres_database: Callable[[], str]) -> str:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    return new_postgres_database()

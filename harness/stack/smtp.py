@@ -16,7 +16,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 LINK = re.compile(r"https?://[^\s<>\"']+")
@@ -87,24 +87,89 @@ class _Handler:
 
 
 class SmtpSink:
-    """An SMTP server on `host:port` whose messages land in `mailbox`."""
+    """An SMTP server on `host:port` whose messages land in `mailbox`; it can be stopped and
+    started again (to show that mail waits while the server is down) and keeps its mailbox."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 1025) -> None:
         self.mailbox = Mailbox()
         self.host = host
         self.port = port
-        self._controller = Controller(_Handler(self.mailbox), hostname=host, port=port)
+        self._controller: Controller | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
 
     def start(self) -> None:
-        self._controller.start()
+        if self._controller is None:
+            controller = Controller(_Handler(self.mailbox), hostname=self.host, port=self.port)
+            controller.start()
+            self._controller = controller
 
     def stop(self) -> None:
-        self._controller.stop()
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
 
-def mail_app(mailbox: Mailbox) -> FastAPI:
-    """The sink's HTTP face: `GET /api/messages` (JSON), `DELETE /api/messages`, and `/`."""
+def mail_app(mailbox: Mailbox, auth_url: str | None = None) -> FastAPI:
+    """The sink's HTTP face: `GET /api/messages` (JSON), `DELETE /api/messages`, and `/`.
+
+    With `auth_url`, it also stands in for the front end the emails link to:
+    `/verify-email?token=…` confirms the address and `/reset-password?token=…` asks for a
+    new password, both through the auth service's API.
+    """
     app = FastAPI(title="Accord SMTP sink", docs_url=None, redoc_url=None, openapi_url=None)
+
+    async def call_auth(path: str, body: dict[str, str]) -> tuple[int, str]:
+        import httpx
+
+        if auth_url is None:
+            return 503, "this mailbox was started without the auth service's URL"
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(f"{auth_url}{path}", json=body)
+        if response.status_code < 300:
+            return response.status_code, "done"
+        try:
+            problem = response.json()
+            return response.status_code, str(problem.get("detail") or problem.get("title"))
+        except ValueError:
+            return response.status_code, response.text
+
+    @app.get("/verify-email", response_class=HTMLResponse)
+    async def verify_email(token: str = "") -> str:
+        status, detail = await call_auth(
+            "/api/v1/auth/email-verification/confirm", {"token": token}
+        )
+        outcome = "Your email address is verified." if status < 300 else f"Not verified: {detail}"
+        return SIMPLE.format(title="Email verification", body=html.escape(outcome))
+
+    @app.get("/reset-password", response_class=HTMLResponse)
+    async def reset_form(token: str = "") -> str:
+        return SIMPLE.format(
+            title="Choose a new password",
+            body=(
+                '<form method=post action="/reset-password">'
+                f'<input type=hidden name=token value="{html.escape(token)}">'
+                "<input type=password name=password minlength=12 required "
+                'placeholder="at least 12 characters"> <button>Reset</button></form>'
+            ),
+        )
+
+    @app.post("/reset-password", response_class=HTMLResponse)
+    async def reset_password(request: Request) -> str:
+        from urllib.parse import parse_qs
+
+        form = parse_qs((await request.body()).decode())
+        status, detail = await call_auth(
+            "/api/v1/auth/password-reset/confirm",
+            {
+                "token": form.get("token", [""])[0],
+                "newPassword": form.get("password", [""])[0],
+            },
+        )
+        outcome = "Your password was changed." if status < 300 else f"Not changed: {detail}"
+        return SIMPLE.format(title="Password reset", body=html.escape(outcome))
 
     @app.get("/api/messages")
     async def messages() -> list[dict[str, Any]]:
@@ -134,6 +199,11 @@ def _render(mail: ReceivedMail) -> str:
         f"<pre>{body}</pre></article>"
     )
 
+
+SIMPLE = """<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>
+<style>body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; }}</style>
+</head><body><h1>{title}</h1><p>{body}</p><p><a href="/">back to the mailbox</a></p></body></html>
+"""
 
 PAGE = """<!doctype html>
 <html lang=en><head><meta charset=utf-8><title>Accord mail ({count})</title>

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from harness.project import Project
 from harness.provision import Provisioner, topology_from_contracts
+from harness.stack.smtp import SmtpSink
 
 log = logging.getLogger("accord.up")
 
@@ -72,6 +73,11 @@ class StackConfig:
     endpoint: str | None = None  # an external SNS/SQS endpoint instead of the embedded moto
     reset: bool = False
     state_dir: Path | None = None
+    # Which services to start (tests start one later), and database URLs instead of SQLite.
+    services: tuple[str, ...] = tuple(part.name for part in SERVICES)
+    database_urls: dict[str, str] = field(default_factory=dict)
+    # Extra environment for the services (tests shorten retry delays).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def state(self) -> Path:
@@ -126,29 +132,39 @@ def environment(config: StackConfig, endpoint: str, api_key: str) -> dict[str, s
     """The environment the services are configured from (as they would be in production)."""
     state = config.state
     auth = config.url("auth")
+    databases = {
+        part.name: config.database_urls.get(part.name, f"sqlite:///{state / part.name}.db")
+        for part in SERVICES
+    }
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
-        "AUTH_DATABASE_URL": f"sqlite:///{state / 'auth.db'}",
+        "AUTH_DATABASE_URL": databases["auth"],
         "AUTH_SIGNING_KEY_PATH": str(state / "auth-signing-key.pem"),
         "AUTH_ISSUER": auth,
         "AUTH_SERVICE_API_KEY": api_key,
         "AUTH_OUTBOX_POLL_SECONDS": "1",
-        "USER_DATABASE_URL": f"sqlite:///{state / 'user.db'}",
+        "AUTH_MIGRATE_ON_START": "false",
+        "USER_DATABASE_URL": databases["user"],
+        "USER_MIGRATE_ON_START": "false",
         "USER_AUTH_SERVICE_URL": auth,
         "USER_AUTH_SERVICE_API_KEY": api_key,
         "USER_JWKS_URL": f"{auth}/.well-known/jwks.json",
         "USER_ISSUER": auth,
-        "NOTIFICATION_DATABASE_URL": f"sqlite:///{state / 'notification.db'}",
+        "NOTIFICATION_DATABASE_URL": databases["notification"],
+        "NOTIFICATION_MIGRATE_ON_START": "false",
         "NOTIFICATION_JWKS_URL": f"{auth}/.well-known/jwks.json",
+        "NOTIFICATION_AUTH_SERVICE_URL": auth,
+        "NOTIFICATION_AUTH_SERVICE_API_KEY": api_key,
         "NOTIFICATION_ISSUER": auth,
         "NOTIFICATION_SMTP_HOST": config.host,
         "NOTIFICATION_SMTP_PORT": str(config.ports["smtp"]),
         "NOTIFICATION_SMTP_TLS": "none",
-        "NOTIFICATION_LINK_BASE_URL": auth,
-    }
+        # The links in emails open the mailbox's stand-in pages, which call the auth API.
+        "NOTIFICATION_LINK_BASE_URL": config.url("mail"),
+    } | config.extra_env
 
 
 class RequestLog:
@@ -206,6 +222,15 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+async def migrate(env: dict[str, str]) -> None:
+    """Run each service's Alembic history against its database, one after the other."""
+    from services.kit.migrations import upgrade
+
+    for part in SERVICES:
+        history = Path(importlib.import_module(f"services.{part.name}").__file__ or "").parent
+        await upgrade(env[f"{part.env_prefix}DATABASE_URL"], history / "migrations")
+
+
 def build_service(part: ServicePart, config: StackConfig) -> Any:
     """The service's app from its own settings loader and app factory, with docs mounted."""
     from harness.stack.docs import docs_app
@@ -256,46 +281,49 @@ def stack_file(config: StackConfig, endpoint: str) -> dict[str, Any]:
     }
 
 
-async def run(
-    config: StackConfig,
-    say: Callable[[str], None],
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Start every part, report readiness through `say`, and run until `stop` is set."""
-    from harness.stack.smtp import SmtpSink, mail_app
+class Stack:
+    """The running platform: start it, start or stop single parts, stop it all."""
 
-    stop = stop or asyncio.Event()
-    check_ports(config)
-    if config.reset and config.state.exists():
-        shutil.rmtree(config.state)
-        say(f"reset: removed {config.state}")
-    config.state.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    def __init__(self, config: StackConfig, say: Callable[[str], None]) -> None:
+        self.config = config
+        self.say = say
+        self.env: dict[str, str] = {}
+        self.endpoint = ""
+        self.sink: SmtpSink | None = None
+        self._moto: Any = None
+        self._servers: dict[str, QuietServer] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._failed = asyncio.Event()
 
-    moto = None
-    endpoint = config.endpoint
-    if endpoint is None:
-        from moto.server import ThreadedMotoServer
+    async def start(self, stop: asyncio.Event | None = None) -> None:
+        """Start every part and wait until each service is ready."""
+        from harness.stack.smtp import mail_app
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        moto = ThreadedMotoServer(ip_address=config.host, port=config.ports["aws"], verbose=False)
-        moto.start()
-        endpoint = config.url("aws")
-        say(f"✓ AWS emulator (moto) on {endpoint}")
-    else:
-        say(f"✓ using the SNS/SQS endpoint {endpoint}")
+        config, say = self.config, self.say
+        check_ports(config)
+        if config.reset and config.state.exists():
+            shutil.rmtree(config.state)
+            say(f"reset: removed {config.state}")
+        config.state.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        self.endpoint = config.endpoint or config.url("aws")
+        if config.endpoint is None:
+            from moto.server import ThreadedMotoServer
 
-    key_file = config.state / "service-api-key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(32))
-        key_file.chmod(0o600)
-    env = environment(config, endpoint, key_file.read_text().strip())
-
-    sink = SmtpSink(config.host, config.ports["smtp"])
-    servers: list[QuietServer] = []
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        with patched_environ(env):
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            self._moto = ThreadedMotoServer(
+                ip_address=config.host, port=config.ports["aws"], verbose=False
+            )
+            self._moto.start()
+            say(f"✓ AWS emulator (moto) on {self.endpoint}")
+        else:
+            say(f"✓ using the SNS/SQS endpoint {self.endpoint}")
+        key_file = config.state / "service-api-key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(32))
+            key_file.chmod(0o600)
+        self.env = environment(config, self.endpoint, key_file.read_text().strip())
+        with patched_environ(self.env):
             from services.kit.aws import BusLocation
 
             location = BusLocation.detect()
@@ -303,50 +331,94 @@ async def run(
                 Provisioner(location.sns(), location.sqs()).apply,
                 topology_from_contracts(config.project),
             )
-            created = sum(change.action != "unchanged" for change in changes)
-            say(f"✓ provisioned {len(changes)} topics, queues and subscriptions ({created} new)")
-            sink.start()
-            say(f"✓ SMTP sink on {config.host}:{config.ports['smtp']}")
-            apps: list[tuple[str, Any]] = [("mail", mail_app(sink.mailbox))]
-            for part in SERVICES:
-                apps.append((part.name, build_service(part, config)))
-            for name, app in apps:
-                server = QuietServer(
-                    uvicorn.Config(
-                        app,
-                        host=config.host,
-                        port=config.ports[name],
-                        log_config=None,
-                        access_log=False,
-                        lifespan="on",
-                    )
-                )
-                servers.append(server)
-                tasks.append(asyncio.create_task(server.serve(), name=f"serve:{name}"))
-            say(f"✓ mailbox on {config.url('mail')}")
-            for part in SERVICES:
-                ready = await wait_ready(f"{config.url(part.name)}/health/ready", stop)
-                if not ready:
-                    if stop.is_set():
-                        return
-                    raise RuntimeError(f"the {part.name} service did not become ready")
-                say(f"✓ {part.name} service on {config.url(part.name)}  (docs: /docs)")
-        (config.state / "stack.json").write_text(json.dumps(stack_file(config, endpoint), indent=2))
+        created = sum(change.action != "unchanged" for change in changes)
+        say(f"✓ provisioned {len(changes)} topics, queues and subscriptions ({created} new)")
+        await migrate(self.env)
+        say("✓ migrated the auth, user and notification databases")
+        self.sink = SmtpSink(config.host, config.ports["smtp"])
+        self.sink.start()
+        say(f"✓ SMTP sink on {config.host}:{config.ports['smtp']}")
+        self._serve("mail", mail_app(self.sink.mailbox, config.url("auth")))
+        say(f"✓ mailbox on {config.url('mail')}")
+        for name in config.services:
+            await self.start_service(name, stop)
+        (config.state / "stack.json").write_text(
+            json.dumps(stack_file(config, self.endpoint), indent=2)
+        )
         say(f"ready in {time.perf_counter() - started:.1f} s; stack: {config.state / 'stack.json'}")
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-    finally:
-        for server in servers:
+
+    def _serve(self, name: str, app: Any) -> None:
+        server = QuietServer(
+            uvicorn.Config(
+                app,
+                host=self.config.host,
+                port=self.config.ports[name],
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+        )
+        self._servers[name] = server
+        task = asyncio.create_task(server.serve(), name=f"serve:{name}")
+        self._tasks[name] = task
+
+        def exited(_: asyncio.Task[None]) -> None:
+            if self._tasks.get(name) is task:  # not stopped on purpose: the stack is broken
+                self._failed.set()
+
+        task.add_done_callback(exited)
+
+    async def start_service(self, name: str, stop: asyncio.Event | None = None) -> None:
+        """Start one service (configured from the stack's environment) and wait until ready."""
+        part = next(p for p in SERVICES if p.name == name)
+        with patched_environ(self.env):
+            self._serve(name, build_service(part, self.config))
+        if not await wait_ready(f"{self.config.url(name)}/health/ready", stop or asyncio.Event()):
+            raise RuntimeError(f"the {name} service did not become ready")
+        self.say(f"✓ {name} service on {self.config.url(name)}  (docs: /docs)")
+
+    async def stop_service(self, name: str) -> None:
+        server, task = self._servers.pop(name), self._tasks.pop(name)
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def wait(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set or a part dies."""
+        stopping = asyncio.create_task(stop.wait())
+        failing = asyncio.create_task(self._failed.wait())
+        await asyncio.wait([stopping, failing], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for server in self._servers.values():
             server.should_exit = True
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            sink.stop()
-        if moto is not None:
-            moto.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._servers.clear()
+        if self.sink is not None:
+            with contextlib.suppress(Exception):
+                self.sink.stop()
+        if self._moto is not None:
+            self._moto.stop()
         with contextlib.suppress(FileNotFoundError):
-            (config.state / "stack.json").unlink()
+            (self.config.state / "stack.json").unlink()
+
+
+async def run(
+    config: StackConfig,
+    say: Callable[[str], None],
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Start every part, report readiness through `say`, and run until `stop` is set."""
+    stop = stop or asyncio.Event()
+    stack = Stack(config, say)
+    try:
+        await stack.start(stop)
+        await stack.wait(stop)
+    finally:
+        await stack.stop()
 
 
 def run_until_interrupted(config: StackConfig, say: Callable[[str], None]) -> None:

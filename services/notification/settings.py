@@ -1,0 +1,198 @@
+"""The notification service's settings, from `NOTIFICATION_*` environment variables (and
+`ACCORD_ENV`).
+
+Local mode (`ACCORD_ENV` unset or `local`) runs with no configuration at all: SQLite under
+`.accord/`, an SMTP server on 127.0.0.1:1025 without TLS (the sink `accord up` starts), links to
+the auth service on 127.0.0.1:3001, and the `admin` role taken from the access token when no
+service credential for the auth service is configured. Anywhere else that credential is
+required, and SMTP credentials are never sent without TLS. Every error names the environment
+variable to fix.
+"""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.kit.database import async_url
+
+ENV_PREFIX = "NOTIFICATION_"
+LOCAL_ENVIRONMENTS = frozenset({"", "local"})
+PLACEHOLDER_SECRETS = frozenset(
+    {"changethis", "change-me", "changeme", "secret", "password", "placeholder", "dev", "test"}
+)
+MIN_SERVICE_KEY_LENGTH = 16
+
+Seconds = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class SettingsError(ValueError):
+    """The settings cannot start the service; the message names each variable to fix."""
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the notification service reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # Shared by every Accord service, hence no prefix.
+    environment: str = Field(default="local", validation_alias="ACCORD_ENV")
+
+    database_url: str = "sqlite:///.accord/notification.db"
+    migrate_on_start: bool = True
+
+    # The SMTP server the emails are handed to.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: Port = 1025
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # Bounds each SMTP command (a whole send: twice this). A claim on an email lasts three
+    # times this, which must stay below the queue's visibility timeout (60 s in the AsyncAPI
+    # bindings) so that a message is never handed to a second worker while the first sends it.
+    smtp_timeout_seconds: Annotated[float, Field(gt=0, le=15)] = 10.0
+    smtp_validate_certs: bool = True
+    from_address: str = "Accord <no-reply@accord.localhost>"
+
+    # The links in the emails: `{base}/verify-email?token=…`, `{base}/reset-password?token=…`.
+    link_base_url: str = "http://127.0.0.1:3001"
+
+    # Access tokens: verified locally with the auth service's published keys.
+    jwks_url: str = "http://127.0.0.1:3001/.well-known/jwks.json"
+    issuer: str = "http://127.0.0.1:3001"
+    audience: str = "accord"
+    jwks_timeout_seconds: Seconds = 2.0
+
+    # The `admin` role is confirmed with the auth service (`getUserRoles`).
+    auth_service_url: str = "http://127.0.0.1:3001"
+    auth_service_api_key: SecretStr | None = None
+    auth_service_timeout_seconds: Seconds = 2.0
+    role_cache_seconds: Annotated[float, Field(ge=0)] = 30.0
+
+    # Events: the SQS queue (the `receiveUserEvents` operation of the AsyncAPI document) and
+    # the consumer's tuning.
+    consume: bool = True
+    queue: str = "accord-notification-service"
+    consumer_max_in_flight: Count = 10
+    consumer_wait_seconds: Annotated[float, Field(ge=0, le=20)] = 20.0
+    retry_backoff_base_seconds: Annotated[float, Field(ge=0)] = 1.0
+    retry_backoff_cap_seconds: Seconds = 300.0
+
+    @property
+    def local(self) -> bool:
+        return self.environment.strip().lower() in LOCAL_ENVIRONMENTS
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        try:
+            async_url(value)
+        except Exception as error:
+            raise ValueError(f"not a usable database URL: {error}") from None
+        return value
+
+    @field_validator("link_base_url")
+    @classmethod
+    def _link_base(cls, value: str) -> str:
+        _http_url(value)
+        parts = urlsplit(value)
+        if parts.query or parts.fragment:
+            raise ValueError(f"must not have a query or a fragment, not {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("jwks_url", "issuer", "auth_service_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("smtp_host", "audience", "queue")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("from_address")
+    @classmethod
+    def _mailbox(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        local, _, domain = address.rpartition("@")
+        if not local or not domain or "\n" in value or "\r" in value:
+            raise ValueError(
+                f"must be an email address such as 'Accord <no-reply@example.com>', not {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        password = self.smtp_password is not None and self.smtp_password.get_secret_value()
+        if password and not self.smtp_username:
+            raise ValueError(f"{ENV_PREFIX}SMTP_PASSWORD is set without {ENV_PREFIX}SMTP_USERNAME")
+        if self.smtp_username and not password:
+            raise ValueError(f"{ENV_PREFIX}SMTP_USERNAME is set without {ENV_PREFIX}SMTP_PASSWORD")
+        if self.retry_backoff_cap_seconds < self.retry_backoff_base_seconds:
+            raise ValueError(
+                f"{ENV_PREFIX}RETRY_BACKOFF_CAP_SECONDS must not be smaller than "
+                f"{ENV_PREFIX}RETRY_BACKOFF_BASE_SECONDS"
+            )
+        if self.local:
+            return self
+        where = f"ACCORD_ENV={self.environment}"
+        if self.smtp_username and self.smtp_tls == "none":
+            raise ValueError(
+                f"{ENV_PREFIX}SMTP_TLS=none would send the SMTP password in clear; set it to "
+                f"starttls or tls ({where})"
+            )
+        key = self.auth_service_api_key
+        if key is None or not key.get_secret_value().strip():
+            raise ValueError(
+                f"{ENV_PREFIX}AUTH_SERVICE_API_KEY must be set: the admin role is confirmed "
+                f"with the auth service ({where})"
+            )
+        secret = key.get_secret_value().strip()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SERVICE_KEY_LENGTH:
+            raise ValueError(
+                f"{ENV_PREFIX}AUTH_SERVICE_API_KEY is a placeholder or shorter than "
+                f"{MIN_SERVICE_KEY_LENGTH} characters ({where})"
+            )
+        return self
+
+
+def env_name(field: str) -> str:
+    """The environment variable behind a settings field."""
+    return "ACCORD_ENV" if field == "environment" else ENV_PREFIX + field.upper()
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; `SettingsError` naming every variable that is wrong."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise settings_error(error) from None
+
+
+def settings_error(error: ValidationError) -> SettingsError:
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        location = [str(part) for part in item.get("loc", ())]
+        name = env_name(location[0]) if location else "settings"
+        message = str(item.get("msg", "")).removeprefix("Value error, ")
+        lines.append(message if not location else f"{name}: {message}")
+    return SettingsError(
+        "the notification service cannot start:\n" + "\n".join(f"  {line}" for line in lines)
+    )
