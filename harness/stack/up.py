@@ -119,6 +119,8 @@ def check_ports(config: StackConfig) -> None:
             )
         seen[port] = part
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the servers will: connections in TIME_WAIT do not make a port busy.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((config.host, port))
             except OSError:
@@ -149,12 +151,15 @@ def environment(config: StackConfig, endpoint: str, api_key: str) -> dict[str, s
         "AUTH_MIGRATE_ON_START": "false",
         "USER_DATABASE_URL": databases["user"],
         "USER_MIGRATE_ON_START": "false",
+        # Short long-polls, so that Ctrl-C stops the consumers within a couple of seconds.
+        "USER_CONSUMER_WAIT_SECONDS": "2",
         "USER_AUTH_SERVICE_URL": auth,
         "USER_AUTH_SERVICE_API_KEY": api_key,
         "USER_JWKS_URL": f"{auth}/.well-known/jwks.json",
         "USER_ISSUER": auth,
         "NOTIFICATION_DATABASE_URL": databases["notification"],
         "NOTIFICATION_MIGRATE_ON_START": "false",
+        "NOTIFICATION_CONSUMER_WAIT_SECONDS": "2",
         "NOTIFICATION_JWKS_URL": f"{auth}/.well-known/jwks.json",
         "NOTIFICATION_AUTH_SERVICE_URL": auth,
         "NOTIFICATION_AUTH_SERVICE_API_KEY": api_key,
