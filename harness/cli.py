@@ -373,3 +373,35 @@ from harness.cli_schemas import diff, schemas_app  # noqa: E402 - after `app` is
 
 app.add_typer(schemas_app, name="schemas")
 app.command()(diff)
+
+
+roles_app = typer.Typer(help="Manage roles in the auth service's database.", no_args_is_help=True)
+app.add_typer(roles_app, name="roles")
+
+
+@roles_app.command("grant")
+def roles_grant(
+    email: Annotated[str, typer.Argument(help="The account's email address.")],
+    role: Annotated[str, typer.Argument(help="The role to grant, e.g. admin.")],
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="The auth database (default: AUTH_DATABASE_URL, else sqlite:///.accord/auth.db).",
+        ),
+    ] = None,
+) -> None:
+    """Grant ROLE to the account with EMAIL (how the first admin is made)."""
+    import asyncio
+
+    from services.auth.domain import UnknownEmailError
+    from services.auth.roles import grant_role
+    from services.auth.settings import SettingsError, load_settings
+
+    try:
+        url = database_url or load_settings().database_url
+        asyncio.run(grant_role(url, email, role))
+    except (SettingsError, UnknownEmailError, ValueError) as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(1) from None
+    out.print(f"granted {role} to {email}")

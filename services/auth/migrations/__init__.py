@@ -1,0 +1,1 @@
+"""The Alembic history of the auth database (run by `services.kit.migrations.upgrade`)."""

@@ -1,0 +1,1 @@
+"""The revisions of the auth database, oldest first."""

@@ -1,0 +1,250 @@
+"""The HTTP conventions every Accord service shares: RFC 9457 problem responses and trace
+propagation.
+
+Every contract under `contracts/openapi/` answers errors with a `Problem`
+(`application/problem+json`): a body that is not JSON is 400 `malformed-request`; a request
+that fails the contract is 422 `validation-error` with `errors: [{pointer, message}]`, each
+pointer into the request seen as `{"body": ..., "path": ..., "query": ..., "header": ...}`;
+unknown paths and methods are 404 and 405; a bug is a bare 500 without a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.kit.events import current_traceparent
+
+log = logging.getLogger("accord.http")
+
+PROBLEM_JSON: Final = "application/problem+json"
+PROBLEM_TYPES: Final = "https://accord.example/problems/"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An RFC 9457 problem: what went wrong, for a client, and the headers that go with it."""
+
+    status: int
+    type: str
+    title: str
+    detail: str | None = None
+    errors: Sequence[Mapping[str, str]] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        errors: Sequence[Mapping[str, str]] | None = None,
+    ) -> Problem:
+        """A problem whose type is `https://accord.example/problems/<slug>`."""
+        return cls(status, PROBLEM_TYPES + slug, title, detail, errors, dict(headers or {}))
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail is not None:
+            body["detail"] = self.detail
+        if instance is not None:
+            body["instance"] = instance
+        if self.errors is not None:
+            body["errors"] = [dict(error) for error in self.errors]
+        return body
+
+    def response(self, instance: str | None = None) -> JSONResponse:
+        return JSONResponse(
+            self.body(instance),
+            status_code=self.status,
+            headers=dict(self.headers),
+            media_type=PROBLEM_JSON,
+        )
+
+
+class ProblemError(Exception):
+    """Raised by an adapter (a security dependency, a route) to answer with `problem`."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail or problem.title)
+        self.problem = problem
+
+
+def validation_problem(errors: Iterable[Mapping[str, str]]) -> Problem:
+    return Problem.of(
+        422,
+        "validation-error",
+        "Validation failed",
+        "The request does not match the contract.",
+        errors=list(errors),
+    )
+
+
+def json_pointer(location: Iterable[object]) -> str:
+    """An RFC 6901 pointer to `location`, e.g. ("body", "email") → "/body/email"."""
+    parts = (str(part).replace("~", "~0").replace("/", "~1") for part in location)
+    return "".join("/" + part for part in parts)
+
+
+def _pointer(location: Sequence[object]) -> str:
+    # FastAPI says `header`, `path` and `query` like the contract; an empty or missing body
+    # is reported at `/body`.
+    return json_pointer(location) or "/body"
+
+
+ProblemFor = Callable[[Any], Problem]
+
+
+def install_problem_handlers(
+    app: FastAPI, domain_problems: Mapping[type[Exception], ProblemFor] | None = None
+) -> None:
+    """Answer every error with a problem: the `domain_problems` (an exception type → its
+    problem), `ProblemError`, request validation, routing (404/405) and unexpected ones."""
+
+    for kind, problem_for in (domain_problems or {}).items():
+        app.add_exception_handler(kind, _domain_handler(problem_for))
+
+    async def on_problem(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ProblemError)
+        return error.problem.response(_instance(request))
+
+    async def on_validation(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        details = error.errors()
+        if any(item.get("type") == "json_invalid" for item in details):
+            problem = Problem.of(
+                400, "malformed-request", "Malformed request", "The request body is not valid JSON."
+            )
+            return problem.response(_instance(request))
+        issues = [
+            {"pointer": _pointer(tuple(item.get("loc", ()))), "message": str(item.get("msg", ""))}
+            for item in details
+        ]
+        return validation_problem(issues).response(_instance(request))
+
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        headers = dict(error.headers or {})
+        if error.status_code == 404:
+            problem = Problem.of(404, "not-found", "Not found", "There is nothing at this path.")
+        elif error.status_code == 405:
+            # Starlette names only the first route on the path; the resource allows them all.
+            headers["Allow"] = ", ".join(_allowed_methods(request)) or headers.get("Allow", "")
+            problem = Problem.of(
+                405,
+                "method-not-allowed",
+                "Method not allowed",
+                f"{request.method} is not allowed here.",
+            )
+        else:
+            problem = Problem(error.status_code, "about:blank", _title(error.status_code))
+        return Problem(
+            problem.status, problem.type, problem.title, problem.detail, None, headers
+        ).response(_instance(request))
+
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Logged with its traceback here; the client learns nothing about the internals.
+        log.error(
+            "unhandled %s on %s %s",
+            type(error).__name__,
+            request.method,
+            request.url.path,
+            exc_info=error,
+        )
+        problem = Problem(500, "about:blank", "Internal server error", "The request failed.")
+        return problem.response(_instance(request))
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def _instance(request: Request) -> str:
+    # `instance` is a URI reference: the path as sent, percent-encoded, not as decoded.
+    return quote(request.url.path, safe="/:@!$&'()*+,;=-._~")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Asked of the router itself, method by method, so nested routers answer too.
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
+_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _domain_handler(problem_for: ProblemFor) -> Callable[[Request, Exception], Any]:
+    async def handle(request: Request, error: Exception) -> JSONResponse:
+        return problem_for(error).response(_instance(request))
+
+    return handle
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+# W3C Trace Context, version 00; the same pattern as the event contract's `traceparent`.
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+class TraceparentMiddleware:
+    """Makes a request's `traceparent` header the current trace, so its events continue it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        value = _header(scope, b"traceparent")
+        # A malformed or all-zero trace is ignored (W3C Trace Context §3.2.2.3/§3.2.2.4).
+        valid = (
+            value is not None
+            and _TRACEPARENT.match(value) is not None
+            and value[:2] != "ff"
+            and value[3:35] != "0" * 32
+            and value[36:52] != "0" * 16
+        )
+        token = current_traceparent.set(value if valid else None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_traceparent.reset(token)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            try:
+                return bytes(value).decode("ascii").strip().lower()
+            except UnicodeDecodeError:
+                return None
+    return None

@@ -1,0 +1,403 @@
+"""The transactional outbox: events are written in the same database transaction as the change
+that caused them, and a relay publishes them to the bus afterwards.
+
+This is how the send operations of `contracts/asyncapi/auth-service.yaml` are implemented: a
+service adds `outbox_table(metadata)` to its schema and publishes through an
+`OutboxEventPublisher` bound to its session, so the event commits (or rolls back) with the
+change. An `OutboxRelay` then claims committed rows, publishes them through the real
+`EventPublisher` (SNS, or the in-memory bus), and marks them published.
+
+Guarantees:
+- nothing is lost: a row stays until it has been published, however long the bus is down;
+  each failure pushes the row's next attempt back exponentially;
+- no two relays publish one row at the same time: a relay claims rows for a lease
+  (`claimed_until`), with `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL and a conditional
+  `UPDATE … WHERE claimed_until < now` on SQLite, whose writers are serialised anyway;
+- at least once, not exactly once: a relay that dies between publishing and marking leaves
+  the row to be published again once its lease expires (consumers are idempotent).
+
+Publishing starts right after a commit (`notify()`); a slow poll is the safety net for
+commits made by other processes and for rows waiting out their backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.types import JSON
+
+from services.kit.bus import EventPublisher
+from services.kit.database import UtcDateTime
+from services.kit.events import Event, Message, encode
+
+log = logging.getLogger("accord.outbox")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
+    """The outbox, added to a service's own metadata (and its migrations)."""
+    table = Table(
+        name,
+        metadata,
+        # SQLite autoincrements only INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
+        Column(
+            "id",
+            BigInteger().with_variant(Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        Column("event_id", Uuid(), nullable=False, unique=True),
+        Column("event_type", String(100), nullable=False),
+        Column("body", Text(), nullable=False),
+        Column("attributes", JSON(), nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("published_at", UtcDateTime(), nullable=True),
+        Column("attempts", Integer(), nullable=False, server_default="0"),
+        Column("next_attempt_at", UtcDateTime(), nullable=False),
+        Column("claimed_until", UtcDateTime(), nullable=True),
+        Column("last_error", Text(), nullable=True),
+    )
+    Index(f"ix_{name}_pending", table.c.published_at, table.c.next_attempt_at)
+    return table
+
+
+class OutboxEventPublisher:
+    """`EventPublisher` that writes events into the outbox within the caller's transaction."""
+
+    def __init__(
+        self, session: AsyncSession, table: Table, *, clock: Callable[[], datetime] = now_utc
+    ) -> None:
+        self.session = session
+        self.table = table
+        self.clock = clock
+        self.written = 0
+
+    async def publish(self, event: Event) -> None:
+        # Encoding now validates the event and captures the request's traceparent, which the
+        # relay, running later in another task, no longer has.
+        await self.publish_message(encode(event))
+
+    async def publish_message(self, message: Message) -> None:
+        event_type = message.event_type
+        if event_type is None:
+            raise ValueError("an outbox message needs an eventType attribute")
+        event_id = _event_id(message)
+        now = self.clock()
+        await self.session.execute(
+            insert(self.table).values(
+                event_id=event_id,
+                event_type=event_type,
+                body=message.body,
+                attributes=dict(message.attributes),
+                created_at=now,
+                next_attempt_at=now,
+                attempts=0,
+            )
+        )
+        self.written += 1
+
+
+def _event_id(message: Message) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(json.loads(message.body)["eventId"]))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"an outbox message needs an eventId in its body ({error})") from None
+
+
+@dataclass(frozen=True)
+class RelayOptions:
+    """Tuning of a relay: batch size, safety-net poll, claim lease, retry backoff."""
+
+    batch_size: int = 50
+    poll_interval: float = 5.0
+    lease: timedelta = timedelta(seconds=60)
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+
+    def backoff(self, attempts: int) -> float:
+        """Delay before the next attempt after `attempts` failures: base·2^(n-1), capped."""
+        return float(min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    event_id: uuid.UUID
+    event_type: str
+    message: Message
+    attempts: int
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows through an `EventPublisher`, marking each one published."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        table: Table,
+        publisher: EventPublisher,
+        options: RelayOptions | None = None,
+        *,
+        clock: Callable[[], datetime] = now_utc,
+        name: str = "outbox-relay",
+    ) -> None:
+        self.sessions = sessions
+        self.table = table
+        self.publisher = publisher
+        self.options = options or RelayOptions()
+        self.clock = clock
+        self.name = name
+        self._wake: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+        # Consecutive rounds that ended in a publish failure: while the bus is down the relay
+        # itself backs off, so that every commit's notify() does not hammer it.
+        self._failed_rounds = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None and not self._runner.done()
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._wake.set()  # publish whatever is already waiting
+        self._runner = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop after the batch in flight (a row claimed but never marked is published again
+        by whichever relay claims it once its lease has expired)."""
+        if self._stop is not None:
+            self._stop.set()
+        if self._wake is not None:
+            self._wake.set()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            try:
+                await asyncio.wait_for(runner, timeout=self.options.lease.total_seconds())
+            except TimeoutError:
+                log.warning("%s did not stop in time; cancelled", self.name)
+
+    def notify(self) -> None:
+        """Publish now: a transaction that wrote outbox rows has just committed."""
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        assert self._stop is not None
+        while not self._stopping:
+            self._wake.clear()
+            failed_before = self._failed_rounds
+            try:
+                await self.publish_pending()
+            except Exception:
+                # The database is unreachable, most likely: the safety-net poll tries again.
+                log.exception("%s could not publish the outbox", self.name)
+            if self._stopping:
+                break
+            if self._failed_rounds > failed_before:
+                # The bus is failing: back off, and let no notify() cut the pause short.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._stop.wait(), timeout=self.options.backoff(self._failed_rounds)
+                    )
+                continue
+            timeout = await self._time_to_next_due()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    async def _time_to_next_due(self) -> float:
+        """Seconds until the earliest unpublished row can be claimed, at most a poll interval."""
+        t = self.table
+        poll = self.options.poll_interval
+        # A row is claimable once its backoff is over and no other relay's lease covers it.
+        claimable_at = case(
+            (t.c.claimed_until > t.c.next_attempt_at, t.c.claimed_until),
+            else_=t.c.next_attempt_at,
+        )
+        try:
+            async with self.sessions() as session:
+                due = (
+                    await session.execute(
+                        select(func.min(claimable_at)).where(t.c.published_at.is_(None))
+                    )
+                ).scalar()
+        except Exception:
+            return poll
+        if not isinstance(due, datetime):
+            return poll
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=UTC)
+        return max(0.01, min(poll, (due - self.clock()).total_seconds()))
+
+    # --- one pass --------------------------------------------------------------------------
+
+    async def publish_pending(self) -> int:
+        """Publish every row that is due now; the number published. A publish failure ends the
+        pass (the bus is likely down) after scheduling the row's retry."""
+        published = 0
+        while not self._stopping:
+            batch = await self.claim()
+            if not batch:
+                break
+            done, failed = await self._publish(batch)
+            published += done
+            if failed:
+                self._failed_rounds += 1
+                return published
+            self._failed_rounds = 0
+        return published
+
+    async def claim(self) -> list[_Claimed]:
+        """Claim up to a batch of due rows for this relay's lease, in the order written."""
+        t = self.table
+        now = self.clock()
+        claimable = and_(
+            t.c.published_at.is_(None),
+            t.c.next_attempt_at <= now,
+            or_(t.c.claimed_until.is_(None), t.c.claimed_until < now),
+        )
+        # Two statements in one transaction. PostgreSQL locks the candidates and skips rows
+        # another relay is claiming right now; SQLite renders no FOR UPDATE, but the UPDATE
+        # re-checks the claim, and SQLite's single writer makes it atomic. (One statement,
+        # `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`, is not safe: the
+        # planner may rescan the subquery per row and claim far more than n.)
+        candidates = (
+            select(t.c.id)
+            .where(claimable)
+            .order_by(t.c.id)
+            .limit(self.options.batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.sessions() as session, session.begin():
+            ids = list((await session.execute(candidates)).scalars())
+            if not ids:
+                return []
+            rows = (
+                await session.execute(
+                    update(t)
+                    .where(t.c.id.in_(ids), claimable)
+                    .values(claimed_until=now + self.options.lease)
+                    .returning(
+                        t.c.id, t.c.event_id, t.c.event_type, t.c.body, t.c.attributes, t.c.attempts
+                    )
+                )
+            ).all()
+        return sorted(
+            (
+                _Claimed(
+                    id=row.id,
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    message=Message(row.body, _attributes(row.attributes)),
+                    attempts=row.attempts,
+                )
+                for row in rows
+            ),
+            key=lambda claimed: claimed.id,
+        )
+
+    async def _publish(self, batch: Sequence[_Claimed]) -> tuple[int, bool]:
+        published: list[int] = []
+        failure: tuple[_Claimed, BaseException] | None = None
+        for claimed in batch:
+            try:
+                await self.publisher.publish_message(claimed.message)
+            except Exception as error:
+                failure = (claimed, error)
+                break
+            published.append(claimed.id)
+        await self._settle(batch, published, failure)
+        return len(published), failure is not None
+
+    async def _settle(
+        self,
+        batch: Sequence[_Claimed],
+        published: list[int],
+        failure: tuple[_Claimed, BaseException] | None,
+    ) -> None:
+        t = self.table
+        now = self.clock()
+        attempted = set(published)
+        async with self.sessions() as session, session.begin():
+            if published:
+                await session.execute(
+                    update(t)
+                    .where(t.c.id.in_(published))
+                    .values(published_at=now, claimed_until=None, last_error=None)
+                )
+            if failure is not None:
+                claimed, error = failure
+                attempted.add(claimed.id)
+                attempts = claimed.attempts + 1
+                delay = self.options.backoff(attempts)
+                log.warning(
+                    "%s: publishing %s %s failed (attempt %d), retrying in %.1fs: %s",
+                    self.name,
+                    claimed.event_type,
+                    claimed.event_id,
+                    attempts,
+                    delay,
+                    error,
+                )
+                await session.execute(
+                    update(t)
+                    .where(t.c.id == claimed.id)
+                    .values(
+                        attempts=attempts,
+                        next_attempt_at=now + timedelta(seconds=delay),
+                        claimed_until=None,
+                        last_error=f"{type(error).__name__}: {error}"[:2000],
+                    )
+                )
+            untouched = [claimed.id for claimed in batch if claimed.id not in attempted]
+            if untouched:
+                # Released unattempted, so they keep their place and their attempt count.
+                await session.execute(
+                    update(t).where(t.c.id.in_(untouched)).values(claimed_until=None)
+                )
+
+
+def _attributes(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise TypeError(f"outbox attributes must be a JSON object, not {type(value).__name__}")
+    return {str(key): str(item) for key, item in value.items()}
