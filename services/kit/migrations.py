@@ -9,16 +9,17 @@ start-up, in tests, and from the command line.
 from __future__ import annotations
 
 import asyncio
+import os
 import weakref
 import zlib
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-from services.kit.database import create_engine
+from services.kit.database import async_url, create_engine
 
 # The key under which `upgrade` hands its connection to a service's `env.py`.
 CONNECTION_ATTRIBUTE = "connection"
@@ -65,3 +66,55 @@ async def upgrade(database_url: str, script_location: Path, revision: str = "hea
 def _upgrade(connection: Connection, config: Config, revision: str) -> None:
     config.attributes[CONNECTION_ATTRIBUTE] = connection
     command.upgrade(config, revision)
+
+
+def run_environment(metadata: MetaData, url_variable: str, default_url: str) -> None:
+    """The body of every service's Alembic `env.py`.
+
+    `upgrade` hands over an open connection (`config.attributes`); run from the `alembic`
+    command line instead, it connects to `sqlalchemy.url`, else `url_variable`, else
+    `default_url`. Offline mode (`alembic upgrade --sql`) renders SQL for that URL's database.
+    """
+    from alembic import context
+
+    def url() -> str:
+        return (
+            context.config.get_main_option("sqlalchemy.url")
+            or os.environ.get(url_variable)
+            or default_url
+        )
+
+    def configure_and_run(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_online() -> None:
+        engine = create_engine(url())
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(configure_and_run)
+        finally:
+            await engine.dispose()
+
+    if context.is_offline_mode():
+        target = async_url(url())
+        context.configure(
+            url=target.set(drivername=target.get_backend_name()),
+            target_metadata=metadata,
+            literal_binds=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    connection = context.config.attributes.get(CONNECTION_ATTRIBUTE)
+    if connection is not None:
+        configure_and_run(connection)
+    else:
+        asyncio.run(run_online())
