@@ -1,0 +1,163 @@
+"""The user service, composed: `create_app(settings, adapters=None)` is the one place where its
+parts meet. Tests and the harness pass their own `Adapters`; `None` builds the real ones."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from fastapi import FastAPI
+
+from services.kit.aws import BusLocation
+from services.kit.bus import EventConsumer
+from services.kit.consumer import ConsumerOptions
+from services.kit.http import TraceparentMiddleware, install_problem_handlers
+from services.kit.memory import InMemoryBroker, InMemoryEventConsumer
+from services.kit.sqs import QueueNotFoundError, SqsEventConsumer
+from services.kit.tokens import HttpJwksFetcher, JwksKeySource, TokenVerifier
+from services.kit.topology import QueueSpec
+from services.user import api, consumers, handlers
+from services.user.ports import AccessTokenVerifier, RolesClient
+from services.user.roles import HttpRolesClient
+from services.user.settings import Settings
+from services.user.storage import SqlUserStore
+from services.user.verification import CachingTokenVerifier
+
+log = logging.getLogger("accord.user")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """The ports of the user service and what implements them."""
+
+    store: SqlUserStore
+    verifier: AccessTokenVerifier
+    roles: RolesClient
+    consumer: EventConsumer
+    clock: Callable[[], datetime] = now_utc
+    # Closes what the adapters opened (the HTTP client, the SQS client), at shutdown.
+    close: Callable[[], Awaitable[None]] = field(default=_nothing)
+
+
+def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_utc) -> Adapters:
+    """The real adapters: the configured database, the auth service over HTTP (keys and
+    roles), and the service's queue on SQS (or an in-memory one)."""
+    http = httpx.AsyncClient(headers={"User-Agent": "accord-user-service"})
+    keys = JwksKeySource(
+        HttpJwksFetcher(http, settings.jwks_endpoint, settings.auth_service_timeout_seconds),
+        min_refetch_interval=timedelta(seconds=settings.jwks_refetch_seconds),
+        clock=clock,
+    )
+    consumer, close_bus = event_consumer(settings)
+
+    async def close() -> None:
+        try:
+            await http.aclose()
+        finally:
+            await close_bus()
+
+    return Adapters(
+        store=SqlUserStore(settings.database_url),
+        verifier=CachingTokenVerifier(
+            TokenVerifier(keys, issuer=settings.issuer, audience=settings.audience, clock=clock),
+            clock=clock,
+        ),
+        roles=HttpRolesClient(
+            http,
+            settings.auth_service_url,
+            settings.auth_service_api_key.get_secret_value(),
+            timeout=settings.auth_service_timeout_seconds,
+            retries=settings.auth_service_retries,
+            cache_seconds=settings.roles_cache_seconds,
+        ),
+        consumer=consumer,
+        clock=clock,
+        close=close,
+    )
+
+
+def event_consumer(settings: Settings) -> tuple[EventConsumer, Callable[[], Awaitable[None]]]:
+    """SQS where the runtime mode has it (an endpoint, or AWS); otherwise a queue of a private
+    in-memory broker, which no other process can publish to."""
+    options = ConsumerOptions(
+        max_in_flight=settings.consumer_max_in_flight, wait_seconds=settings.consumer_wait_seconds
+    )
+    location = BusLocation.detect()
+    if location.mode == "memory":
+        log.warning(
+            "no AWS_ENDPOINT_URL and not in production: consuming from a private in-memory "
+            "queue, so no events from the auth service will arrive"
+        )
+        broker = InMemoryBroker()
+        broker.create_queue(QueueSpec(settings.queue))
+        return InMemoryEventConsumer(broker, settings.queue, options), _nothing
+    client = location.sqs()
+
+    async def close() -> None:
+        client.close()
+
+    return SqsEventConsumer(client, settings.queue, options), close
+
+
+def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastAPI:
+    """The user service as an ASGI application; clients open and close in its lifespan."""
+    parts = adapters if adapters is not None else build_adapters(settings)
+    store = parts.store
+    deps = handlers.Dependencies(profiles=store.profiles, roles=parts.roles, clock=parts.clock)
+    consumers.subscribe(parts.consumer, consumers.event_handlers(store, parts.clock))
+    security = api.Security(parts.verifier, deps, settings.unavailable_retry_after_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            if settings.migrate_on_start:
+                await store.migrate()
+            try:
+                await parts.consumer.start()
+            except QueueNotFoundError as error:
+                raise RuntimeError(f"USER_QUEUE: {error}") from None
+        except BaseException:
+            await store.dispose()
+            await parts.close()
+            raise
+        log.info("user service ready (queue %s)", settings.queue)
+        try:
+            yield
+        finally:
+            try:
+                await parts.consumer.stop()
+            finally:
+                await store.dispose()
+                await parts.close()
+
+    # The contract is the API's documentation: FastAPI generates none of its own.
+    app = FastAPI(
+        title="Accord user service",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(TraceparentMiddleware)
+    install_problem_handlers(
+        app,
+        api.domain_problems(
+            pending_retry_after=settings.pending_retry_after_seconds,
+            unavailable_retry_after=settings.unavailable_retry_after_seconds,
+        ),
+    )
+    app.include_router(api.build_router(deps, security, store.ping, parts.roles))
+    app.state.adapters = parts
+    return app
