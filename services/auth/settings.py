@@ -12,10 +12,12 @@ import os
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.kit.database import async_url
+from services.kit.settings import SettingsError as SettingsError
+from services.kit.settings import load
 from services.kit.tokens import SigningKey
 
 ENV_PREFIX = "AUTH_"
@@ -27,10 +29,6 @@ MIN_SERVICE_KEY_LENGTH = 16
 
 Seconds = Annotated[int, Field(ge=1)]
 Count = Annotated[int, Field(ge=1)]
-
-
-class SettingsError(ValueError):
-    """The settings cannot start the service; the message names each variable to fix."""
 
 
 class Settings(BaseSettings):
@@ -131,25 +129,9 @@ class Settings(BaseSettings):
         return self
 
 
-def env_name(field: str) -> str:
-    """The environment variable behind a settings field."""
-    return "ACCORD_ENV" if field == "environment" else ENV_PREFIX + field.upper()
-
-
 def load_settings() -> Settings:
     """Settings from the environment; `SettingsError` naming every variable that is wrong."""
-    try:
-        return Settings()
-    except ValidationError as error:
-        lines = []
-        for item in error.errors(include_url=False, include_input=False):
-            location = [str(part) for part in item.get("loc", ())]
-            name = env_name(location[0]) if location else "settings"
-            message = str(item.get("msg", "")).removeprefix("Value error, ")
-            lines.append(message if not location else f"{name}: {message}")
-        raise SettingsError(
-            "the auth service cannot start:\n" + "\n".join(f"  {line}" for line in lines)
-        ) from None
+    return load(Settings, "auth", ENV_PREFIX)
 
 
 def cpu_count() -> int:

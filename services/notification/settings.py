@@ -15,10 +15,12 @@ from email.utils import parseaddr
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.kit.database import async_url
+from services.kit.settings import SettingsError as SettingsError
+from services.kit.settings import load
 
 ENV_PREFIX = "NOTIFICATION_"
 LOCAL_ENVIRONMENTS = frozenset({"", "local"})
@@ -30,10 +32,6 @@ MIN_SERVICE_KEY_LENGTH = 16
 Seconds = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-class SettingsError(ValueError):
-    """The settings cannot start the service; the message names each variable to fix."""
 
 
 def _http_url(value: str) -> str:
@@ -173,26 +171,6 @@ class Settings(BaseSettings):
         return self
 
 
-def env_name(field: str) -> str:
-    """The environment variable behind a settings field."""
-    return "ACCORD_ENV" if field == "environment" else ENV_PREFIX + field.upper()
-
-
 def load_settings() -> Settings:
     """Settings from the environment; `SettingsError` naming every variable that is wrong."""
-    try:
-        return Settings()
-    except ValidationError as error:
-        raise settings_error(error) from None
-
-
-def settings_error(error: ValidationError) -> SettingsError:
-    lines = []
-    for item in error.errors(include_url=False, include_input=False):
-        location = [str(part) for part in item.get("loc", ())]
-        name = env_name(location[0]) if location else "settings"
-        message = str(item.get("msg", "")).removeprefix("Value error, ")
-        lines.append(message if not location else f"{name}: {message}")
-    return SettingsError(
-        "the notification service cannot start:\n" + "\n".join(f"  {line}" for line in lines)
-    )
+    return load(Settings, "notification", ENV_PREFIX)

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Self
 
 import httpx
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.kit.database import async_url
+from services.kit.settings import SettingsError as SettingsError
+from services.kit.settings import load
 
 ENV_PREFIX = "USER_"
 LOCAL_ENVIRONMENTS = frozenset({"", "local"})
@@ -26,10 +28,6 @@ JWKS_PATH = "/.well-known/jwks.json"
 
 Seconds = Annotated[float, Field(gt=0)]
 WholeSeconds = Annotated[int, Field(ge=0)]
-
-
-class SettingsError(ValueError):
-    """The settings cannot start the service; the message names each variable to fix."""
 
 
 def _http_url(value: str) -> str:
@@ -129,22 +127,6 @@ class Settings(BaseSettings):
         return self
 
 
-def env_name(field: str) -> str:
-    """The environment variable behind a settings field."""
-    return "ACCORD_ENV" if field == "environment" else ENV_PREFIX + field.upper()
-
-
 def load_settings() -> Settings:
     """Settings from the environment; `SettingsError` naming every variable that is wrong."""
-    try:
-        return Settings()
-    except ValidationError as error:
-        lines = []
-        for item in error.errors(include_url=False, include_input=False):
-            location = [str(part) for part in item.get("loc", ())]
-            name = env_name(location[0]) if location else "settings"
-            message = str(item.get("msg", "")).removeprefix("Value error, ")
-            lines.append(message if not location else f"{name}: {message}")
-        raise SettingsError(
-            "the user service cannot start:\n" + "\n".join(f"  {line}" for line in lines)
-        ) from None
+    return load(Settings, "user", ENV_PREFIX)
