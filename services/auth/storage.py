@@ -20,7 +20,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
-    MetaData,
     Row,
     String,
     Table,
@@ -46,20 +45,12 @@ from services.auth.domain import (
     email_key,
 )
 from services.kit import migrations
-from services.kit.database import UtcDateTime, create_engine, sessionmaker
+from services.kit.database import UtcDateTime, create_engine, service_metadata, sessionmaker
 from services.kit.outbox import OutboxEventPublisher, outbox_table
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
-# Constraint names stay the same on every database, so migrations can refer to them.
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = service_metadata()
 
 accounts = Table(
     "accounts",

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
-    MetaData,
     Row,
     String,
     Table,
@@ -36,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.kit import migrations
-from services.kit.database import UtcDateTime, create_engine, sessionmaker
+from services.kit.database import UtcDateTime, create_engine, service_metadata, sessionmaker
 from services.kit.idempotency import processed_events_table
 from services.notification.domain import (
     CHANNEL_EMAIL,
@@ -56,15 +55,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The name under which this service's records live in `processed_events`.
 CONSUMER = "notification-service"
 
-# Constraint names stay the same on every database, so migrations can refer to them.
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = service_metadata()
 
 notifications = Table(
     "notifications",

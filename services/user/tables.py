@@ -11,7 +11,6 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
-    MetaData,
     String,
     Table,
     Uuid,
@@ -19,18 +18,10 @@ from sqlalchemy import (
     select,
 )
 
-from services.kit.database import UtcDateTime
+from services.kit.database import UtcDateTime, service_metadata
 from services.kit.idempotency import processed_events_table
 
-# Constraint names stay the same on every database, so migrations can refer to them.
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = service_metadata()
 
 profiles = Table(
     "profiles",
