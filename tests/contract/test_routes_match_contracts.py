@@ -18,7 +18,10 @@ from tests.conftest import REPOSITORY
 
 pytestmark = pytest.mark.contract
 
-SERVICES = ("auth", "user", "notification")
+SERVICES = [
+    pytest.param(name, marks=pytest.mark.conformance(name, "contract-code"))
+    for name in ("auth", "user", "notification")
+]
 METHODS = {"GET", "PUT", "POST", "DELETE", "PATCH"}
 
 
@@ -92,6 +95,7 @@ def test_every_route_answers_success_with_a_status_the_contract_documents(servic
     assert wrong == {}
 
 
+@pytest.mark.conformance("notification", "contract-code")
 def test_the_route_check_notices_an_undocumented_route() -> None:
     app = app_for("notification")
 
@@ -101,3 +105,12 @@ def test_the_route_check_notices_an_undocumented_route() -> None:
 
     extra = set(served(app)) - set(documented(contract_for("notification")))
     assert extra == {("GET", "/api/v1/secret")}
+
+
+@pytest.mark.conformance("user", "contract-code")
+def test_the_route_check_notices_a_contract_operation_that_is_not_served() -> None:
+    contract = contract_for("user")
+    contract["paths"]["/api/v1/users/{userId}/avatar"] = {"put": {"responses": {"204": {}}}}
+
+    missing = set(documented(contract)) - set(served(app_for("user")))
+    assert missing == {("PUT", "/api/v1/users/{userId}/avatar")}
