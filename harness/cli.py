@@ -374,6 +374,10 @@ from harness.cli_schemas import diff, schemas_app  # noqa: E402 - after `app` is
 app.add_typer(schemas_app, name="schemas")
 app.command()(diff)
 
+from harness.cli_verify import verify  # noqa: E402
+
+app.command()(verify)
+
 
 roles_app = typer.Typer(help="Manage roles in the auth service's database.", no_args_is_help=True)
 app.add_typer(roles_app, name="roles")

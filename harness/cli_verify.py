@@ -1,0 +1,143 @@
+"""`accord verify`: the conformance suite with a progress bar and a table per service."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.project import Project, ProjectNotFoundError
+from harness.verify import LAYERS, SERVICES, Summary, VerifyError, run
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+LAYER_TITLES = {
+    "pact": "pacts",
+    "schemathesis": "schemathesis",
+    "contract-code": "contract ↔ code",
+    "rbac": "RBAC",
+    "other": "other contract tests",
+}
+FAILURE_LINES = 25
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def verify(
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="The project directory.", file_okay=False, exists=True),
+    ] = None,
+    service: Annotated[
+        list[str] | None,
+        typer.Option("--service", help=f"Only this service ({', '.join(SERVICES)}); repeatable."),
+    ] = None,
+    layer: Annotated[
+        list[str] | None,
+        typer.Option("--layer", help=f"Only this layer ({', '.join(LAYERS)}); repeatable."),
+    ] = None,
+    output_format: Annotated[
+        Format, typer.Option("--format", help="text: tables; json: one object, for CI.")
+    ] = Format.text,
+) -> None:
+    """Run the conformance suite (pacts, schemathesis, contract ↔ code, RBAC): a table per
+    service; exit 1 on any failure."""
+    for value, known, flag in ((service, SERVICES, "--service"), (layer, LAYERS, "--layer")):
+        unknown = sorted(set(value or ()) - set(known))
+        if unknown:
+            err.print(f"[red]error:[/] {flag}: unknown {', '.join(unknown)}; one of {known}")
+            raise typer.Exit(2)
+    try:
+        project = Project.load(root) if root is not None else Project.find()
+    except ProjectNotFoundError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+
+    try:
+        summary = _run_with_progress(project, service or (), layer or ())
+    except VerifyError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+
+    if output_format is Format.json:
+        out.print_json(json.dumps(summary.as_json()))
+    else:
+        _print_report(summary)
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+def _run_with_progress(project: Project, services: Any, layers: Any) -> Summary:
+    progress = Progress(
+        TextColumn("[bold]verify[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        transient=True,
+    )
+    task = progress.add_task("collecting…", total=None)
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["kind"] == "collected":
+            progress.update(task, total=len(event["tests"]), description="")
+        elif event["kind"] == "started":
+            progress.update(task, description=escape(_short(event["nodeid"])))
+        elif event["kind"] == "result":
+            progress.advance(task)
+
+    with progress:
+        return run(project, services=services, layers=layers, on_event=on_event)
+
+
+def _short(nodeid: str) -> str:
+    path, _, name = nodeid.partition("::")
+    return f"{Path(path).stem}::{name}"[:70]
+
+
+def _print_report(summary: Summary) -> None:
+    for service in summary.services():
+        table = Table(title=f"[bold]{escape(service)}[/]", title_justify="left")
+        table.add_column("layer")
+        table.add_column("result")
+        table.add_column("tests", justify="right")
+        table.add_column("failed", justify="right")
+        table.add_column("skipped", justify="right")
+        table.add_column("cases", justify="right")
+        table.add_column("time", justify="right")
+        for layer in summary.layers(service):
+            tally = summary.tallies[service][layer]
+            table.add_row(
+                LAYER_TITLES.get(layer, escape(layer)),
+                "[green]pass[/]" if tally.ok else "[red]FAIL[/]",
+                str(tally.tests),
+                str(tally.failed),
+                str(tally.skipped),
+                str(tally.cases),
+                f"{tally.seconds:.1f} s",
+            )
+        out.print(table)
+    for failure in summary.failures:
+        out.print(f"\n[red]FAILED[/] {escape(failure.nodeid)}")
+        lines = failure.reason.strip().splitlines()
+        shown = lines[-FAILURE_LINES:]
+        if len(lines) > len(shown):
+            out.print(f"  … {len(lines) - len(shown)} lines before", style="dim")
+        for line in shown:
+            out.print(f"  {escape(line)}", style="dim")
+    total = sum(t.tests for by_layer in summary.tallies.values() for t in by_layer.values())
+    verdict = "[green]conformance: pass[/]" if summary.ok else "[red]conformance: FAIL[/]"
+    if summary.collected == 0:
+        verdict = "[red]conformance: no contract tests were collected[/]"
+    out.print(f"\n{verdict} — {total} tests in {summary.seconds:.1f} s")
