@@ -369,10 +369,11 @@ def up(
         raise typer.Exit(2) from None
 
 
-from harness.cli_schemas import diff, schemas_app  # noqa: E402 - after `app` is defined
+from harness.cli_schemas import check, diff, schemas_app  # noqa: E402 - after `app` is defined
 
 app.add_typer(schemas_app, name="schemas")
 app.command()(diff)
+app.command()(check)
 
 from harness.cli_verify import verify  # noqa: E402
 

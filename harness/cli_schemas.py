@@ -210,3 +210,64 @@ def diff(
             )
     if breaking:
         raise typer.Exit(1)
+
+
+def check(
+    base: Annotated[
+        str, typer.Option("--base", help="The git ref to compare with, e.g. origin/main.")
+    ],
+    root: RootOption = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            "--catalog",
+            help="The published event schema catalog (default: schemas/ in the project).",
+            file_okay=False,
+        ),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="text for people, json for machines.")
+    ] = OutputFormat.text,
+) -> None:
+    """The merge gate: breaking contract changes, event schemas against the catalog, and the
+    consumers' pacts against the changed contracts. Exit 1 on any conflict."""
+    from harness.cli import err, load_project, out
+    from harness.compat.check import check as run_check
+    from harness.compat.diff import DiffError
+    from harness.compat.pacts import PactError
+    from harness.schemas import CatalogError
+
+    project = load_project(root)
+    try:
+        report = run_check(project, base, catalog)
+    except (DiffError, PactError, CatalogError) as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(report.as_json(), indent=2))
+        raise typer.Exit(0 if report.safe else 1)
+    diff_report = report.diff
+    out.print(
+        f"contract changes since {escape(base)}: {len(diff_report.breaking)} breaking, "
+        f"{len(diff_report.changes) - len(diff_report.breaking)} non-breaking"
+    )
+    out.print(f"event schemas against the catalog: {report.events_checked} checked")
+    out.print(
+        f"consumer pacts: {report.interactions_checked} interactions in "
+        f"{len(report.pact_files)} pact files checked against the contracts"
+    )
+    for conflict in report.conflicts:
+        consumers = ", ".join(conflict.consumers) or "no known consumer"
+        subject = f" {escape(conflict.subject)}" if conflict.subject else ""
+        pointer = f" [dim]{escape(conflict.document)}#{escape(conflict.pointer)}[/]"
+        out.print(
+            f"[red]conflict[/] ({conflict.kind}) breaks [bold]{escape(consumers)}[/]:"
+            f"{subject} {escape(conflict.rule)}{pointer}"
+        )
+        out.print(f"    {escape(conflict.message)}", style="dim")
+    if report.safe:
+        out.print("[green]safe to merge[/]")
+        return
+    count = len(report.conflicts)
+    out.print(f"[red]not safe to merge:[/] {count} conflict{'s' * (count != 1)}")
+    raise typer.Exit(1)
