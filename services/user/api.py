@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Final
 
+import sqlalchemy.exc
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
@@ -81,6 +82,17 @@ def unauthenticated(detail: str, *, invalid_token: bool = False) -> ProblemError
     )
 
 
+# What a lost or refused database connection raises (through SQLAlchemy, or from the driver
+# directly): the request may succeed later, so it is a 503 with Retry-After, not a 500.
+DATABASE_UNAVAILABLE: Final = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.DisconnectionError,
+    sqlalchemy.exc.TimeoutError,
+    OSError,
+)
+
+
 def dependency_unavailable(detail: str, retry_after: int) -> Problem:
     return Problem.of(
         503,
@@ -112,6 +124,11 @@ def domain_problems(
         DependencyUnavailableError: lambda e: dependency_unavailable(
             e.detail, unavailable_retry_after
         ),
+    } | {
+        kind: lambda e: dependency_unavailable(
+            "the service's database cannot be reached", unavailable_retry_after
+        )
+        for kind in DATABASE_UNAVAILABLE
     }
 
 
