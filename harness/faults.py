@@ -10,9 +10,9 @@ depends on (the AWS endpoint, PostgreSQL, the SMTP sink). Point the service at t
 
 `outage(proxy)` is a fault for the duration of an `async with` block. `ServiceProcess` runs one
 service in its own OS process, configured from a stack's environment, so that it can be killed
-(SIGKILL) the way a crash kills it. `start_service_with_env` starts one service of a `Stack`
-with part of its environment replaced, e.g. only the auth service's AWS endpoint pointed at a
-proxy, so that SNS is unreachable for the publisher while the consumers still reach SQS.
+(SIGKILL) the way a crash kills it. `Stack.start_service(name, env=...)` points one service
+at a proxy, e.g. only the auth service's AWS endpoint, so that SNS is unreachable for the
+publisher while the consumers still reach SQS.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from typing import IO, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-
-from harness.stack.up import Stack
 
 State = Literal["up", "down", "stalled"]
 
@@ -245,18 +243,6 @@ async def outage(
         yield proxy
     finally:
         await proxy.up()
-
-
-async def start_service_with_env(stack: Stack, name: str, env: Mapping[str, str]) -> None:
-    """Start one service of a running `stack` with `env` replacing part of the stack's
-    environment, for that service only (the others keep theirs)."""
-    saved = dict(stack.env)
-    stack.env.update(env)
-    try:
-        await stack.start_service(name)
-    finally:
-        stack.env.clear()
-        stack.env.update(saved)
 
 
 _SERVE = (

@@ -21,7 +21,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -373,10 +373,17 @@ class Stack:
 
         task.add_done_callback(exited)
 
-    async def start_service(self, name: str, stop: asyncio.Event | None = None) -> None:
-        """Start one service (configured from the stack's environment) and wait until ready."""
+    async def start_service(
+        self,
+        name: str,
+        stop: asyncio.Event | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start one service (configured from the stack's environment, with `env` over it for
+        this service only: e.g. its AWS endpoint behind a fault proxy) and wait until ready."""
         part = next(p for p in SERVICES if p.name == name)
-        with patched_environ(self.env):
+        with patched_environ({**self.env, **(env or {})}):
             self._serve(name, build_service(part, self.config))
         if not await wait_ready(f"{self.config.url(name)}/health/ready", stop or asyncio.Event()):
             raise RuntimeError(f"the {name} service did not become ready")

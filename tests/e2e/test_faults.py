@@ -17,7 +17,7 @@ import asyncpg
 import httpx
 import pytest
 
-from harness.faults import FaultyProxy, ServiceProcess, outage, start_service_with_env
+from harness.faults import FaultyProxy, ServiceProcess, outage
 from harness.project import Project
 from harness.stack.up import Stack, StackConfig
 from services.kit.aws import BusLocation
@@ -264,7 +264,7 @@ async def test_fifty_registrations_while_sns_is_down_become_fifty_profiles_each_
     async with FaultyProxy.to(stack.endpoint) as sns, httpx.AsyncClient(timeout=10) as http:
         # Only the auth service (the publisher) goes through the proxy; the user service reads
         # its queue directly, so what fails is publishing, not consuming.
-        await start_service_with_env(stack, "auth", {"AWS_ENDPOINT_URL": sns.endpoint})
+        await stack.start_service("auth", env={"AWS_ENDPOINT_URL": sns.endpoint})
         await stack.start_service("user")
 
         async with outage(sns):
@@ -537,10 +537,9 @@ async def test_an_email_for_a_hung_smtp_server_times_out_is_retried_and_arrives_
         httpx.AsyncClient(timeout=10) as http,
     ):
         await stack.start_service("auth")
-        await start_service_with_env(
-            stack,
+        await stack.start_service(
             "notification",
-            {
+            env={
                 "NOTIFICATION_SMTP_PORT": str(smtp.port),
                 "NOTIFICATION_SMTP_TIMEOUT_SECONDS": "1",
                 "NOTIFICATION_RETRY_BACKOFF_BASE_SECONDS": "1",
