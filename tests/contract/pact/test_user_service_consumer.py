@@ -1,0 +1,187 @@
+"""The pact the user service holds the auth service to (`pacts/user-service-auth-service.json`):
+its roles client and its key-set fetcher over HTTP (`getUserRoles`, `getJwks` in
+`contracts/openapi/auth-service.yaml`), and the two events its queue receives
+(`contracts/asyncapi/user-service.yaml`). The real client code talks to Pact's mock server;
+the real consumer and handlers take each message from a queue subscribed as the contract says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Final
+
+import httpx
+import pytest
+from anyio.from_thread import BlockingPortal
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pact import Pact, match
+
+from generated.events import models as events
+from services.kit.events import Message, decode
+from services.kit.tokens import (
+    HttpJwksFetcher,
+    JwksKeySource,
+    SigningKey,
+    TokenIssuer,
+    TokenVerifier,
+)
+from services.kit.topology import Topology
+from services.user import consumers
+from services.user.domain import ProfileStatus
+from services.user.roles import HttpRolesClient
+from services.user.storage import SqlUserStore
+from tests.contract.pact import examples
+from tests.contract.pact.support import (
+    AUTH_SERVICE,
+    USER_SERVICE,
+    RecordProperty,
+    assert_handled,
+    check_committed,
+    pact_between,
+    pact_file_name,
+    sns_message,
+    subscribed,
+)
+
+pytestmark = [pytest.mark.contract, pytest.mark.conformance("user", "pact")]
+
+QUEUE: Final = "accord-user-service"
+SERVICE_API_KEY: Final = "user-service-api-key-in-the-pact"
+ISSUER: Final = "http://auth.pact.test"
+AUDIENCE: Final = "accord"
+# Derived from a fixed seed, so the key set in the pact (its `kid` and `x`) never changes.
+SIGNING_KEY: Final = SigningKey(
+    Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"accord pact signing key").digest())
+)
+
+
+def http_pact() -> Pact:
+    """What the user service's HTTP clients need from the auth service."""
+    pact = pact_between(USER_SERVICE, AUTH_SERVICE)
+    (
+        pact.upon_receiving("a request for the roles of an admin")
+        .given(examples.ADMIN_EXISTS, userId=examples.USER_ID)
+        .with_request("GET", f"/api/v1/auth/users/{examples.USER_ID}/roles")
+        .with_header("X-API-Key", match.str(SERVICE_API_KEY))
+        .will_respond_with(200)
+        .with_body(
+            {
+                "userId": match.uuid(examples.USER_ID),
+                "roles": match.each_like(examples.role("admin"), min=1),
+            },
+            content_type="application/json",
+        )
+    )
+    (
+        pact.upon_receiving("a request for the roles of an unknown user")
+        .given(examples.NO_SUCH_USER, userId=examples.UNKNOWN_USER_ID)
+        .with_request("GET", f"/api/v1/auth/users/{examples.UNKNOWN_USER_ID}/roles")
+        .with_header("X-API-Key", match.str(SERVICE_API_KEY))
+        .will_respond_with(404)
+    )
+    jwk = SIGNING_KEY.public_jwk()
+    (
+        pact.upon_receiving("a request for the key set that verifies access tokens")
+        .with_request("GET", "/.well-known/jwks.json")
+        .will_respond_with(200)
+        .with_body(
+            {
+                "keys": match.each_like(
+                    {
+                        # Pinned: a type matcher on `keys` would cascade to them.
+                        "kty": examples.exactly("OKP"),
+                        "crv": examples.exactly("Ed25519"),
+                        "use": examples.exactly("sig"),
+                        "alg": examples.exactly("EdDSA"),
+                        "kid": match.str(jwk["kid"]),
+                        "x": match.regex(jwk["x"], regex=examples.ED25519_PUBLIC_KEY),
+                    },
+                    min=1,
+                )
+            },
+            content_type="application/json",
+        )
+    )
+    return pact
+
+
+def message_pact() -> Pact:
+    """The events the user service's queue receives from the auth service."""
+    pact = pact_between(USER_SERVICE, AUTH_SERVICE)
+    examples.user_created(pact)
+    examples.user_deactivated(pact)
+    return pact
+
+
+async def test_the_user_service_clients_read_every_answer_they_hold_the_auth_service_to(
+    record_property: RecordProperty,
+) -> None:
+    pact = http_pact()
+    with pact.serve() as server:  # on leaving, fails on any request unmatched or never made
+        base_url = str(server.url)
+        async with httpx.AsyncClient() as http:
+            roles = HttpRolesClient(http, base_url, SERVICE_API_KEY, retries=0, cache_seconds=0)
+            admin_roles = await roles.roles(uuid.UUID(examples.USER_ID))
+            unknown_roles = await roles.roles(uuid.UUID(examples.UNKNOWN_USER_ID))
+            keys = JwksKeySource(HttpJwksFetcher(http, f"{base_url}/.well-known/jwks.json", 2.0))
+            verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE)
+            issuer = TokenIssuer(
+                SIGNING_KEY, issuer=ISSUER, audience=AUDIENCE, ttl=timedelta(minutes=15)
+            )
+            claims = await verifier.verify(issuer.issue(examples.USER_ID, ["user"]).token)
+
+    assert admin_roles == frozenset({"admin"})
+    assert unknown_roles is None
+    assert claims.subject == examples.USER_ID
+    record_property("cases", len(list(pact.interactions("HTTP"))))
+
+
+async def _receive(directory: Path, topology: Topology, message: Message) -> None:
+    """Put the message on a fresh user service's queue, then check what its handler did."""
+    event = decode(message)
+    expected: tuple[ProfileStatus, str | None]
+    match event:
+        case events.UserCreatedPayload():
+            expected = (ProfileStatus.ACTIVE, str(event.email))
+        case events.UserDeactivatedPayload():
+            expected = (ProfileStatus.DEACTIVATED, None)  # a tombstone
+        case _:
+            raise AssertionError(f"the user service receives no {event.eventType} events")
+    store = SqlUserStore(f"sqlite:///{directory / f'user-{uuid.uuid4().hex}.db'}")
+    await store.migrate()
+    try:
+        by_type = consumers.event_handlers(store, lambda: datetime.now(UTC))
+        async with subscribed(
+            topology, QUEUE, partial(consumers.subscribe, handlers_by_type=by_type)
+        ) as queue:
+            await queue.deliver(message)
+        profile = await store.profiles.get(event.userId)
+    finally:
+        await store.dispose()
+    assert profile is not None, f"{event.eventType} left no profile"
+    assert (profile.status, profile.email) == expected
+    assert profile.last_sequence == event.sequence
+
+
+def test_the_user_service_handles_every_event_it_holds_the_auth_service_to(
+    portal: BlockingPortal, tmp_path: Path, topology: Topology, record_property: RecordProperty
+) -> None:
+    pact = message_pact()
+
+    def handle(body: str | bytes | None, metadata: dict[str, object]) -> None:
+        portal.call(partial(_receive, tmp_path, topology, sns_message(body, metadata)))
+
+    handled = assert_handled(pact, handle)
+
+    record_property("cases", handled)
+
+
+def test_the_committed_user_service_pact_is_what_these_tests_define(tmp_path: Path) -> None:
+    http_pact().write_file(tmp_path, overwrite=True)
+    message_pact().write_file(tmp_path)  # merged into the same file: a V4 pact mixes kinds
+
+    check_committed(tmp_path / pact_file_name(USER_SERVICE, AUTH_SERVICE))
