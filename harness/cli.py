@@ -336,6 +336,15 @@ def up(
     aws_port: Annotated[int, _port("--aws-port", 4566, "embedded AWS emulator")] = 4566,
     smtp_port: Annotated[int, _port("--smtp-port", 1025, "SMTP sink")] = 1025,
     mail_port: Annotated[int, _port("--mail-port", 8025, "mailbox web page and API")] = 8025,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            "--record",
+            help="Append every event that crosses the bus to FILE (JSON lines), for "
+            "`accord replay`.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the whole platform locally: emulator, provisioning, SMTP sink and the services."""
     import logging
@@ -357,6 +366,7 @@ def up(
         },
         endpoint=os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("LOCALSTACK_ENDPOINT"),
         reset=reset,
+        record=record.resolve() if record is not None else None,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-20s %(message)s")
     for noisy in ("werkzeug", "botocore", "aiosqlite", "alembic", "httpx", "mail.log"):
@@ -375,9 +385,11 @@ app.add_typer(schemas_app, name="schemas")
 app.command()(diff)
 app.command()(check)
 
+from harness.cli_replay import replay  # noqa: E402
 from harness.cli_verify import verify  # noqa: E402
 
 app.command()(verify)
+app.command()(replay)
 
 
 roles_app = typer.Typer(help="Manage roles in the auth service's database.", no_args_is_help=True)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
@@ -33,6 +33,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from harness.project import Project
 from harness.provision import Provisioner, topology_from_contracts
 from harness.stack.smtp import SmtpSink
+
+if TYPE_CHECKING:
+    from harness.replay.recorder import Recorder
 
 log = logging.getLogger("accord.up")
 
@@ -78,6 +81,8 @@ class StackConfig:
     database_urls: dict[str, str] = field(default_factory=dict)
     # Extra environment for the services (tests shorten retry delays).
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Where to record every event that crosses the bus (`accord up --record FILE`).
+    record: Path | None = None
 
     @property
     def state(self) -> Path:
@@ -299,6 +304,7 @@ class Stack:
         self._servers: dict[str, QuietServer] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._failed = asyncio.Event()
+        self.recorder: Recorder | None = None
 
     async def start(self, stop: asyncio.Event | None = None) -> None:
         """Start every part and wait until each service is ready."""
@@ -338,6 +344,8 @@ class Stack:
             )
         created = sum(change.action != "unchanged" for change in changes)
         say(f"✓ provisioned {len(changes)} topics, queues and subscriptions ({created} new)")
+        if config.record is not None:
+            await self._start_recording(config.record)
         await migrate(self.env)
         say("✓ migrated the auth, user and notification databases")
         self.sink = SmtpSink(config.host, config.ports["smtp"])
@@ -351,6 +359,17 @@ class Stack:
             json.dumps(stack_file(config, self.endpoint), indent=2)
         )
         say(f"ready in {time.perf_counter() - started:.1f} s; stack: {config.state / 'stack.json'}")
+
+    async def _start_recording(self, path: Path) -> None:
+        from harness.replay.recorder import Recorder
+
+        topics = topology_from_contracts(self.config.project).topics
+        if len(topics) != 1:
+            names = ", ".join(topic.name for topic in topics)
+            raise ValueError(f"--record records one topic; the contracts declare: {names}")
+        self.recorder = await Recorder.on_topic(self.endpoint, topics[0].name, path, append=True)
+        await self.recorder.start()
+        self.say(f"✓ recording every event on {topics[0].name} to {path}")
 
     def _serve(self, name: str, app: Any) -> None:
         server = QuietServer(
@@ -409,6 +428,11 @@ class Stack:
             server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         self._servers.clear()
+        if self.recorder is not None:
+            recorder, self.recorder = self.recorder, None
+            with contextlib.suppress(Exception):  # the events recorded so far are on disk
+                await recorder.stop()
+            self.say(f"recorded {recorder.recorded} events to {recorder.path}")
         if self.sink is not None:
             with contextlib.suppress(Exception):
                 self.sink.stop()

@@ -22,7 +22,8 @@ from harness.project import Project
 from harness.stack.up import Stack, StackConfig
 from services.kit.aws import BusLocation
 from tests.conftest import REPOSITORY
-from tests.e2e.test_stack import PASSWORD, free_ports
+from tests.e2e.support import free_ports
+from tests.e2e.test_stack import PASSWORD
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -5,66 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from harness.project import Project
-from harness.stack.up import Stack, StackConfig
+from harness.stack.up import Stack
 from tests.conftest import REPOSITORY
+from tests.e2e.support import StartStack
 
 pytestmark = pytest.mark.emulator
 
 PASSWORD = "correct-horse-battery-staple"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-StartStack = Callable[..., Awaitable[Stack]]
-
-
-@pytest.fixture
-async def start_stack(tmp_path: Path) -> AsyncIterator[StartStack]:
-    stacks: list[Stack] = []
-
-    async def start(**options: Any) -> Stack:
-        ports = dict(
-            zip(("auth", "user", "notification", "aws", "smtp", "mail"), free_ports(6), strict=True)
-        )
-        config = StackConfig(
-            project=Project.load(REPOSITORY),
-            ports=ports,
-            state_dir=tmp_path / "state",
-            extra_env={
-                "NOTIFICATION_RETRY_BACKOFF_BASE_SECONDS": "1",
-                "NOTIFICATION_CONSUMER_WAIT_SECONDS": "1",
-                "USER_CONSUMER_WAIT_SECONDS": "1",
-                "ACCORD_ENV": "local",
-            },
-            **options,
-        )
-        stack = Stack(config, lambda line: None)
-        stacks.append(stack)
-        await stack.start()
-        return stack
-
-    yield start
-    for stack in stacks:
-        await stack.stop()
 
 
 async def eventually(probe: Callable[[], Awaitable[Any]], seconds: float = 30.0) -> Any:

@@ -1,0 +1,219 @@
+"""`accord replay FILE`: a recorded stream into a running stack, under adversity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.project import Project, ProjectNotFoundError
+
+if TYPE_CHECKING:
+    from harness.replay.runner import Progress as ReplayProgress
+    from harness.replay.stack import ReplaySummary
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+
+
+def replay(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A stream file: JSON lines as `accord up --record` writes them.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    duplicates: Annotated[
+        int, typer.Option("--duplicates", min=1, help="Deliver each event K times.")
+    ] = 1,
+    shuffle: Annotated[
+        bool, typer.Option("--shuffle", help="Publish the copies in a random order.")
+    ] = False,
+    crash_rate: Annotated[
+        float,
+        typer.Option(
+            "--crash-rate",
+            min=0.0,
+            max=1.0,
+            help="The share of deliveries redelivered as after a crash between the consumer's "
+            "effect and its acknowledgement.",
+        ),
+    ] = 0.0,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help="The stack's SNS/SQS endpoint (default: the one in .accord/stack.json, "
+            f"else {DEFAULT_ENDPOINT}).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Replay the same schedule as an earlier run.")
+    ] = None,
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="The resource prefix `accord provision` used.")
+    ] = "",
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare/--no-compare",
+            help="Run a clean pass first and compare the final states (needs the stack's "
+            "SQLite databases in .accord/).",
+        ),
+    ] = True,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="The stack's state directory (default: .accord/ in the project).",
+            file_okay=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for the queues to drain.")
+    ] = 300.0,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="The project directory.", file_okay=False, exists=True),
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="text or json.", case_sensitive=False)
+    ] = "text",
+) -> None:
+    """Replay a recorded stream into a running stack (`accord up`) with duplicates, shuffling
+    and crashes, then compare its final state with a clean delivery. Exit 1 on a difference or
+    an event dead-lettered that was not invalid."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from harness.replay.stack import replay_file, stack_probes
+    from harness.replay.stream import StreamFormatError
+    from services.kit.sqs import QueueNotFoundError
+
+    if output_format not in ("text", "json"):
+        err.print("[red]error:[/] --format: text or json")
+        raise typer.Exit(2)
+    try:
+        project = Project.load(root) if root is not None else Project.find()
+    except ProjectNotFoundError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    state = state if state is not None else project.root / ".accord"
+    where = endpoint or _stack_endpoint(state) or DEFAULT_ENDPOINT
+    probes = stack_probes(state) if compare else []
+    if compare and not probes:
+        err.print(
+            f"[yellow]note:[/] no service databases in {escape(str(state))}: final states are "
+            "not compared (--no-compare to silence this)"
+        )
+    progress = Progress(
+        TextColumn("[bold]replay[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    task = progress.add_task("", total=None)
+
+    def on_progress(step: ReplayProgress) -> None:
+        progress.update(task, description=step.phase, completed=step.done, total=step.total)
+
+    try:
+        with progress:
+            summary = asyncio.run(
+                replay_file(
+                    file,
+                    project=project,
+                    endpoint=where,
+                    prefix=prefix,
+                    duplicates=duplicates,
+                    shuffle=shuffle,
+                    crash_rate=crash_rate,
+                    seed=seed,
+                    probes=probes,
+                    on_progress=on_progress,
+                    timeout=timeout,
+                )
+            )
+    except StreamFormatError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    except TimeoutError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(1) from None
+    except (BotoCoreError, ClientError, QueueNotFoundError) as error:
+        err.print(f"[red]error:[/] the bus at {escape(where)}: {escape(str(error))}")
+        raise typer.Exit(2) from None
+
+    if output_format == "json":
+        typer.echo(json.dumps(_as_json(summary), indent=2))
+    else:
+        _print_summary(summary, where)
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+def _stack_endpoint(state: Path) -> str | None:
+    try:
+        data = json.loads((state / "stack.json").read_text())
+    except (OSError, ValueError):
+        return None
+    aws = data.get("aws") if isinstance(data, dict) else None
+    value = aws.get("endpoint") if isinstance(aws, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _as_json(summary: ReplaySummary) -> dict[str, object]:
+    return {
+        "ok": summary.ok,
+        "events": summary.events,
+        "sent": summary.sent,
+        "delivered": summary.delivered,
+        "duplicatesAbsorbed": summary.duplicates_absorbed,
+        "crashes": summary.crashes,
+        "deadLettered": [
+            {"messageId": letter.message_id, "reason": letter.reason}
+            for letter in summary.dead_lettered
+        ],
+        "finalStateDiffs": None
+        if summary.diffs is None
+        else [str(difference) for difference in summary.diffs],
+        "queues": list(summary.queues),
+        "seconds": round(summary.seconds, 1),
+        "seed": summary.seed,
+    }
+
+
+def _print_summary(summary: ReplaySummary, endpoint: str) -> None:
+    table = Table(title=f"replay into {escape(endpoint)}", title_justify="left", show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    diffs = "not compared" if summary.diffs is None else str(len(summary.diffs))
+    for label, value in (
+        ("events in the stream", str(summary.events)),
+        ("sent", str(summary.sent)),
+        ("delivered", f"{summary.delivered}  ({', '.join(summary.queues)})"),
+        ("duplicates absorbed", str(summary.duplicates_absorbed)),
+        ("crash redeliveries", str(summary.crashes)),
+        ("dead-lettered", str(len(summary.dead_lettered))),
+        ("final-state diffs", diffs),
+        ("time", f"{summary.seconds:.1f} s"),
+        ("seed", str(summary.seed)),
+    ):
+        table.add_row(label, escape(value))
+    out.print(table)
+    for letter in summary.dead_lettered:
+        out.print(f"  dead-lettered {escape(letter.message_id)}: {escape(letter.reason or '')}")
+    for difference in summary.diffs or ():
+        out.print(f"  [red]differs[/] {escape(str(difference))}")
+    out.print("[green]replay: ok[/]" if summary.ok else "[red]replay: FAIL[/]")
