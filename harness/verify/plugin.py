@@ -54,6 +54,8 @@ class VerifyReporter:
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._where: dict[str, tuple[str, str]] = {}
+        self._pending: dict[str, tuple[str, str]] = {}  # the outcome until the tear-down
+        self._seconds: dict[str, float] = {}
 
     def _emit(self, **event: Any) -> None:
         self._stream.write(json.dumps(event) + "\n")
@@ -94,13 +96,22 @@ class VerifyReporter:
         self._emit(kind="started", nodeid=nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # One result per test: the call's, or the set-up's/tear-down's when they fail or skip.
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            outcome = "skipped" if report.skipped else report.outcome
-        elif report.when == "teardown" and report.failed:
-            outcome = "failed"
-        else:
+        # One result per test, sent after its tear-down: properties recorded by fixtures
+        # (schemathesis's case counts) are only in the tear-down's report, and a tear-down
+        # that fails fails the test.
+        if report.when == "setup":
+            if not report.passed:
+                self._pending[report.nodeid] = _outcome(report), _reason(report)
             return
+        if report.when == "call":
+            outcome = _outcome(report)
+            reason = _reason(report) if outcome != "passed" else ""
+            self._pending[report.nodeid] = outcome, reason
+            self._seconds[report.nodeid] = report.duration
+            return
+        outcome, reason = self._pending.pop(report.nodeid, ("passed", ""))
+        if report.failed and outcome != "failed":
+            outcome, reason = "failed", _reason(report)
         cases = dict(report.user_properties).get("cases", 1)
         assert isinstance(cases, int), f"{report.nodeid}: recorded cases {cases!r}"
         self._emit(
@@ -108,12 +119,16 @@ class VerifyReporter:
             nodeid=report.nodeid,
             outcome=outcome,
             cases=cases,
-            seconds=round(report.duration, 3),
-            reason=_reason(report) if outcome != "passed" else "",
+            seconds=round(self._seconds.pop(report.nodeid, 0.0), 3),
+            reason=reason,
         )
 
     def pytest_sessionfinish(self, exitstatus: int) -> None:
         self._emit(kind="finished", exitstatus=int(exitstatus))
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    return "skipped" if report.skipped else report.outcome
 
 
 def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:

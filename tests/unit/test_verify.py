@@ -37,6 +37,24 @@ def test_many_cases_pass(record_property):
     record_property("cases", 42)
 
 
+@pytest.fixture
+def counted(record_property):
+    yield
+    record_property("cases", 8)  # as a fixture counts requests, after the test
+
+
+@pytest.mark.contract
+@pytest.mark.conformance("auth", "schemathesis")
+def test_cases_counted_by_a_fixture(counted):
+    pass
+
+
+@pytest.mark.contract
+@pytest.mark.conformance("user", "schemathesis")
+def test_a_tear_down_that_fails(request):
+    request.addfinalizer(lambda: (_ for _ in ()).throw(RuntimeError("tear-down broke")))
+
+
 @pytest.mark.contract
 @pytest.mark.conformance("auth", "rbac")
 @pytest.mark.parametrize("role", ["user", "admin"])
@@ -90,23 +108,28 @@ def test_verify_counts_each_service_and_layer_and_fails_naming_the_broken_test(
     services = report["services"]
     assert services["auth"]["schemathesis"] | {"seconds": 0} == {
         "ok": True,
-        "passed": 1,
+        "passed": 2,
         "failed": 0,
         "skipped": 0,
-        "cases": 42,
+        "cases": 50,
         "seconds": 0,
     }
     assert (services["auth"]["rbac"]["passed"], services["auth"]["rbac"]["cases"]) == (2, 2)
     assert (services["user"]["pact"]["ok"], services["user"]["pact"]["failed"]) == (False, 1)
     assert services["notification"]["other"]["passed"] == 1
+    assert services["user"]["schemathesis"]["failed"] == 1
     assert [failure["nodeid"] for failure in report["failures"]] == [
-        "tests/test_conformance.py::test_a_broken_pact"
+        "tests/test_conformance.py::test_a_tear_down_that_fails",
+        "tests/test_conformance.py::test_a_broken_pact",
     ]
-    assert "the provider renamed a role" in report["failures"][0]["reason"]
+    assert "tear-down broke" in report["failures"][0]["reason"]
+    assert "the provider renamed a role" in report["failures"][1]["reason"]
 
 
 def test_verify_passes_when_the_chosen_layers_pass(project: Path) -> None:
-    exit_code, report = verify_json(project, "--layer", "schemathesis", "--layer", "rbac")
+    exit_code, report = verify_json(
+        project, "--service", "auth", "--layer", "schemathesis", "--layer", "rbac"
+    )
 
     assert exit_code == 0
     assert report["ok"] is True
@@ -120,7 +143,7 @@ def test_verify_prints_a_table_per_service_with_the_counts(project: Path) -> Non
     for heading in ("auth", "user", "notification", "schemathesis", "RBAC", "pacts", "FAIL"):
         assert heading in result.stdout
     assert "FAILED tests/test_conformance.py::test_a_broken_pact" in result.stdout
-    assert "conformance: FAIL — 5 tests" in result.stdout
+    assert "conformance: FAIL — 7 tests" in result.stdout
 
 
 def test_verify_with_nothing_to_run_fails(project: Path) -> None:

@@ -1,12 +1,14 @@
 """schemathesis over `contracts/openapi/user-service.yaml`, with the service in-process: no
 input makes it answer 500, and every answer conforms to the contract (status, content type,
-headers, body schema), for every operation.
+headers, body schema), for every operation, in every phase `schemathesis.toml` enables
+(examples, coverage and fuzzing per operation; stateful through the contract's links).
 
 Generated user ids are mostly steered to users the service knows (an active profile with an
-address, a tombstone), so the checks meet 200s, 201s and 409s, not only 404s; each request
-carries the owner's token or an admin's (confirmed by an in-memory roles table), and
-schemathesis also probes each operation without credentials, expecting 401. Generated bodies
-hold no NUL character (see `filter_body`).
+address, a tombstone), so the checks meet 200s, 201s and 409s, not only 404s. Each test runs
+once as the owner (a token whose `sub` is the user id in the path) and once as an admin
+(confirmed by an in-memory roles table); schemathesis also probes each operation without
+credentials and with a wrong one, expecting 401. Generated bodies hold no NUL character (see
+`filter_body`).
 """
 
 from __future__ import annotations
@@ -16,15 +18,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-import schemathesis
-import starlette.types
-from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
 from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from services.kit.events import encode
 from services.kit.memory import InMemoryBroker, InMemoryEventConsumer
@@ -33,38 +30,19 @@ from services.user.app import Adapters, create_app
 from services.user.roles import InMemoryRolesClient
 from services.user.storage import SqlUserStore
 from tests import factories
-from tests.conftest import REPOSITORY
+from tests.contract.schemathesis.support import (
+    Credential,
+    RecordProperty,
+    ServiceSlot,
+    as_caller,
+    load_contract,
+    run_stateful,
+)
 from tests.user.conftest import ADMIN_ROLES, FAST, HOME, Tokens, user_settings
 
-pytestmark = pytest.mark.contract
+pytestmark = [pytest.mark.contract, pytest.mark.conformance("user", "schemathesis")]
 
-CONTRACT = REPOSITORY / "contracts" / "openapi" / "user-service.yaml"
-
-# A cursor that matches the schema but was not issued here is valid *data* that the contract
-# answers with 422; 422 is not among positive_data_acceptance's expected statuses, so that one
-# check is off for the list (every other check, not_a_server_error included, still runs).
-FOREIGN_CURSOR_IS_422 = {"listUsers"}
-
-
-class ServiceSlot:
-    """An ASGI application that forwards to the service the `service` fixture started.
-
-    schemathesis copies `schema.app` into every operation when the test is parametrized (at
-    collection), so the schema gets this stand-in, and nothing is built at import time.
-    """
-
-    def __init__(self) -> None:
-        self.app: FastAPI | None = None
-
-    # Typed as schemathesis's ASGI client expects it (a dict scope, which Starlette accepts).
-    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
-        if self.app is None:
-            raise RuntimeError("the user service is not running (the `service` fixture)")
-        # schemathesis's `send` takes the dicts Starlette sends; only the annotation is narrower.
-        await self.app(scope, receive, cast("starlette.types.Send", send))
-
-
-SLOT = ServiceSlot()
+CALLERS = ("owner", "admin")
 
 
 @dataclass
@@ -74,12 +52,16 @@ class Known:
 
     users: list[str] = field(default_factory=list)
     address: str | None = None
-    # Made here, not by the fixture: schemathesis may ask for credentials while collecting.
+    # Made here, not by the fixture: the tokens' key must exist before the service does.
     tokens: Tokens = field(default_factory=Tokens)
     admin_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 KNOWN = Known()
+SLOT = ServiceSlot("user")
+
+schema = load_contract("user")
+schema.app = SLOT
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +104,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     SLOT.app = None
 
 
-schema = schemathesis.openapi.from_path(CONTRACT)
-schema.app = SLOT
+@pytest.fixture
+def cases(service: None, record_property: RecordProperty) -> Iterator[None]:
+    """Records how many requests the test made, as the `cases` property."""
+    with SLOT.counting(record_property):
+        yield
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -131,6 +116,19 @@ def _uuid(value: object) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
+
+
+def credential(caller: str) -> Credential:
+    """The caller's `Authorization` value: the admin's token, or the token of the user the
+    path names (of some other user where the path names none, or no valid one)."""
+
+    def header(case: Any) -> str:
+        if caller == "admin":
+            return KNOWN.tokens.headers(KNOWN.admin_id, ADMIN_ROLES)["Authorization"]
+        owner = _uuid((case.path_parameters or {}).get("userId")) or uuid.uuid4()
+        return KNOWN.tokens.headers(owner)["Authorization"]
+
+    return header
 
 
 @schema.hook
@@ -170,36 +168,26 @@ def _holds_nul(value: object) -> bool:
     return False
 
 
-@schema.auth()
-class Credentials:
-    """The owner's token for half the user ids, an admin's for the others and the list.
-    schemathesis leaves it out of the cases that probe a missing or wrong credential."""
-
-    def get(self, case: Any, context: Any) -> Known:
-        return KNOWN
-
-    def set(self, case: Any, data: Known, context: Any) -> None:
-        user_id = _uuid((case.path_parameters or {}).get("userId"))
-        if user_id is not None and user_id.int % 2:
-            headers = data.tokens.headers(user_id)
-        else:
-            headers = data.tokens.headers(data.admin_id, ADMIN_ROLES)
-        case.headers = {**(case.headers or {}), **headers}
-
-
+@pytest.mark.parametrize("caller", CALLERS)
 @schema.parametrize()
-@settings(
-    max_examples=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-@pytest.mark.usefixtures("service")
-def test_every_operation_conforms_to_the_contract_and_never_answers_500(case: Any) -> None:
-    operation = case.operation.definition.raw
-    excluded = (
-        [positive_data_acceptance] if operation["operationId"] in FOREIGN_CURSOR_IS_422 else []
-    )
-
-    response = case.call_and_validate(excluded_checks=excluded)
+@pytest.mark.usefixtures("cases")
+def test_every_operation_conforms_to_the_contract_and_never_answers_500(
+    case: Any, caller: str
+) -> None:
+    with as_caller(case, credential(caller)):
+        response = case.call_and_validate()
 
     assert response.status_code < 500
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.usefixtures("cases")
+def test_sequences_through_the_contracts_links_conform_to_the_contract(caller: str) -> None:
+    if not schema.config.phases.stateful.enabled:
+        pytest.skip("the stateful phase is off in schemathesis.toml")
+
+    followed = run_stateful(schema, credential(caller))
+
+    # Reading a profile, then updating it and listing its addresses; creating an address, then
+    # reading, updating and deleting it.
+    assert followed, "no scenario followed one of the contract's links"

@@ -1,0 +1,1 @@
+"""schemathesis over each service's OpenAPI contract, every phase, as each kind of caller."""
