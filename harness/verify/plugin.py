@@ -6,7 +6,8 @@ line to the file named by `ACCORD_VERIFY_EVENTS`:
 
 - `{"kind": "collected", "tests": [{"nodeid", "service", "layer"}, ...]}` once;
 - `{"kind": "started", "nodeid"}` before each test;
-- `{"kind": "result", "nodeid", "outcome", "cases", "seconds", "reason"}` after each test, where
+- `{"kind": "result", "nodeid", "outcome", "cases", "seconds", "reason"}` after each test
+  (`seconds` counts set-up, call and tear-down), where
   `outcome` is passed, failed or skipped and `cases` is what the test recorded with
   `record_property("cases", N)` (1 if nothing);
 - `{"kind": "error", "nodeid", "reason"}` for a module that fails to collect;
@@ -99,6 +100,7 @@ class VerifyReporter:
         # One result per test, sent after its tear-down: properties recorded by fixtures
         # (schemathesis's case counts) are only in the tear-down's report, and a tear-down
         # that fails fails the test.
+        self._seconds[report.nodeid] = self._seconds.get(report.nodeid, 0.0) + report.duration
         if report.when == "setup":
             if not report.passed:
                 self._pending[report.nodeid] = _outcome(report), _reason(report)
@@ -107,7 +109,6 @@ class VerifyReporter:
             outcome = _outcome(report)
             reason = _reason(report) if outcome != "passed" else ""
             self._pending[report.nodeid] = outcome, reason
-            self._seconds[report.nodeid] = report.duration
             return
         outcome, reason = self._pending.pop(report.nodeid, ("passed", ""))
         if report.failed and outcome != "failed":
