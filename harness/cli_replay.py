@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.project import Project, ProjectNotFoundError
+from harness.cli_schemas import RootOption
 
 if TYPE_CHECKING:
     from harness.replay.runner import Progress as ReplayProgress
@@ -83,10 +83,7 @@ def replay(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1.0, help="Seconds to wait for the queues to drain.")
     ] = 300.0,
-    root: Annotated[
-        Path | None,
-        typer.Option("--root", help="The project directory.", file_okay=False, exists=True),
-    ] = None,
+    root: RootOption = None,
     output_format: Annotated[
         str, typer.Option("--format", help="text or json.", case_sensitive=False)
     ] = "text",
@@ -103,11 +100,9 @@ def replay(
     if output_format not in ("text", "json"):
         err.print("[red]error:[/] --format: text or json")
         raise typer.Exit(2)
-    try:
-        project = Project.load(root) if root is not None else Project.find()
-    except ProjectNotFoundError as error:
-        err.print(f"[red]error:[/] {escape(str(error))}")
-        raise typer.Exit(2) from None
+    from harness.cli import load_project
+
+    project = load_project(root)
     state = state if state is not None else project.root / ".accord"
     where = endpoint or _stack_endpoint(state) or DEFAULT_ENDPOINT
     probes = stack_probes(state) if compare else []

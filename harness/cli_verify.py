@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.project import Project, ProjectNotFoundError
+from harness.cli_schemas import RootOption
+from harness.project import Project
 from harness.verify import LAYERS, SERVICES, Summary, VerifyError, run
 
 out = Console(highlight=False, soft_wrap=True)
@@ -35,10 +36,7 @@ class Format(StrEnum):
 
 
 def verify(
-    root: Annotated[
-        Path | None,
-        typer.Option("--root", help="The project directory.", file_okay=False, exists=True),
-    ] = None,
+    root: RootOption = None,
     service: Annotated[
         list[str] | None,
         typer.Option("--service", help=f"Only this service ({', '.join(SERVICES)}); repeatable."),
@@ -58,11 +56,9 @@ def verify(
         if unknown:
             err.print(f"[red]error:[/] {flag}: unknown {', '.join(unknown)}; one of {known}")
             raise typer.Exit(2)
-    try:
-        project = Project.load(root) if root is not None else Project.find()
-    except ProjectNotFoundError as error:
-        err.print(f"[red]error:[/] {escape(str(error))}")
-        raise typer.Exit(2) from None
+    from harness.cli import load_project
+
+    project = load_project(root)
 
     try:
         summary = _run_with_progress(project, service or (), layer or ())
