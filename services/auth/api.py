@@ -79,6 +79,9 @@ def _rate_limited(error: RateLimitedError) -> Problem:
     )
 
 
+# Seconds a client is told to wait when the service's database cannot be reached.
+RETRY_AFTER_SECONDS: Final = 5
+
 # Each domain error → the problem of the contract that describes it.
 DOMAIN_PROBLEMS: Final[Mapping[type[Exception], ProblemFor]] = {
     EmailTakenError: lambda e: Problem.of(409, "email-taken", "Email already registered", e.detail),

@@ -19,7 +19,11 @@ from services.auth.settings import Settings
 from services.auth.storage import SqlAuthStore, outbox
 from services.kit.aws import BusLocation
 from services.kit.bus import EventPublisher
-from services.kit.http import TraceparentMiddleware, install_problem_handlers
+from services.kit.http import (
+    TraceparentMiddleware,
+    database_unavailable_problems,
+    install_problem_handlers,
+)
 from services.kit.memory import InMemoryBroker, InMemoryEventPublisher
 from services.kit.outbox import OutboxRelay, RelayOptions
 from services.kit.sns import SnsEventPublisher
@@ -166,7 +170,9 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         redoc_url=None,
     )
     app.add_middleware(TraceparentMiddleware)
-    install_problem_handlers(app, api.DOMAIN_PROBLEMS)
+    install_problem_handlers(
+        app, {**api.DOMAIN_PROBLEMS, **database_unavailable_problems(api.RETRY_AFTER_SECONDS)}
+    )
     app.include_router(api.build_router(deps, security, key_set, store.ping))
     app.state.relay = relay
     app.state.adapters = parts

@@ -5,7 +5,9 @@ Every contract under `contracts/openapi/` answers errors with a `Problem`
 (`application/problem+json`): a body that is not JSON is 400 `malformed-request`; a request
 that fails the contract is 422 `validation-error` with `errors: [{pointer, message}]`, each
 pointer into the request seen as `{"body": ..., "path": ..., "query": ..., "header": ...}`;
-unknown paths and methods are 404 and 405; a bug is a bare 500 without a stack trace.
+unknown paths and methods are 404 and 405; a lost or refused database connection is 503
+`dependency-unavailable` with `Retry-After` (`database_unavailable_problems`); a bug is a bare
+500 without a stack trace.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -107,6 +110,35 @@ def _pointer(location: Sequence[object]) -> str:
 
 
 ProblemFor = Callable[[Any], Problem]
+
+# What a lost or refused database connection raises, through SQLAlchemy or from the driver
+# directly: the request may succeed later, so the answer is 503 with Retry-After, not a 500.
+DATABASE_UNAVAILABLE: Final = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.DisconnectionError,
+    sqlalchemy.exc.TimeoutError,
+    OSError,
+)
+
+
+def dependency_unavailable(detail: str, retry_after: int) -> Problem:
+    return Problem.of(
+        503,
+        "dependency-unavailable",
+        "Service unavailable",
+        detail,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def database_unavailable_problems(retry_after: int) -> dict[type[Exception], ProblemFor]:
+    """The 503 problem for each error of `DATABASE_UNAVAILABLE`, for `install_problem_handlers`."""
+
+    def problem(_: Exception) -> Problem:
+        return dependency_unavailable("the service's database cannot be reached", retry_after)
+
+    return dict.fromkeys(DATABASE_UNAVAILABLE, problem)
 
 
 def install_problem_handlers(

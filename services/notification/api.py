@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from generated.notification import models as api
-from services.kit.http import Problem, ProblemError, validation_problem
+from services.kit.http import Problem, ProblemError, dependency_unavailable, validation_problem
 from services.kit.tokens import (
     AccessTokenClaims,
     InvalidTokenError,
@@ -78,15 +78,7 @@ def _unauthenticated(detail: str, error: str | None) -> ProblemError:
 
 
 def _unavailable(detail: str) -> ProblemError:
-    return ProblemError(
-        Problem.of(
-            503,
-            "dependency-unavailable",
-            "Service unavailable",
-            detail,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    )
+    return ProblemError(dependency_unavailable(detail, RETRY_AFTER_SECONDS))
 
 
 def _bearer_token(header: str | None) -> str | None:

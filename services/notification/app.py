@@ -21,7 +21,11 @@ from fastapi import FastAPI
 from services.kit.aws import BusLocation
 from services.kit.bus import EventConsumer
 from services.kit.consumer import Backoff, ConsumerOptions
-from services.kit.http import TraceparentMiddleware, install_problem_handlers
+from services.kit.http import (
+    TraceparentMiddleware,
+    database_unavailable_problems,
+    install_problem_handlers,
+)
 from services.kit.tokens import HttpJwksFetcher, JwksKeySource, TokenVerifier
 from services.notification import api, consumers, handlers
 from services.notification.mail import SmtpConfig, SmtpEmailSender
@@ -169,6 +173,6 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         redoc_url=None,
     )
     app.add_middleware(TraceparentMiddleware)
-    install_problem_handlers(app)
+    install_problem_handlers(app, database_unavailable_problems(api.RETRY_AFTER_SECONDS))
     app.include_router(api.router)
     return app

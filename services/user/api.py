@@ -14,12 +14,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Final
 
-import sqlalchemy.exc
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from generated.user import models as api
-from services.kit.http import Problem, ProblemError, ProblemFor, validation_problem
+from services.kit.http import (
+    Problem,
+    ProblemError,
+    ProblemFor,
+    database_unavailable_problems,
+    dependency_unavailable,
+    validation_problem,
+)
 from services.kit.tokens import InvalidTokenError, KeySourceUnavailableError
 from services.user import handlers
 from services.user.domain import (
@@ -82,27 +88,6 @@ def unauthenticated(detail: str, *, invalid_token: bool = False) -> ProblemError
     )
 
 
-# What a lost or refused database connection raises (through SQLAlchemy, or from the driver
-# directly): the request may succeed later, so it is a 503 with Retry-After, not a 500.
-DATABASE_UNAVAILABLE: Final = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.DisconnectionError,
-    sqlalchemy.exc.TimeoutError,
-    OSError,
-)
-
-
-def dependency_unavailable(detail: str, retry_after: int) -> Problem:
-    return Problem.of(
-        503,
-        "dependency-unavailable",
-        "Service unavailable",
-        detail,
-        headers={"Retry-After": str(retry_after)},
-    )
-
-
 def domain_problems(
     *, pending_retry_after: int, unavailable_retry_after: int
 ) -> Mapping[type[Exception], ProblemFor]:
@@ -124,12 +109,7 @@ def domain_problems(
         DependencyUnavailableError: lambda e: dependency_unavailable(
             e.detail, unavailable_retry_after
         ),
-    } | {
-        kind: lambda e: dependency_unavailable(
-            "the service's database cannot be reached", unavailable_retry_after
-        )
-        for kind in DATABASE_UNAVAILABLE
-    }
+    } | database_unavailable_problems(unavailable_retry_after)
 
 
 # --- cursors ----------------------------------------------------------------------------------

@@ -398,6 +398,43 @@ async def test_a_profile_read_while_the_user_database_is_down_is_a_503_problem_n
     assert int(profile.headers["retry-after"]) > 0
 
 
+@pytest.fixture
+def auth_database(new_postgres_database: Callable[[], str]) -> str:
+    """A fresh PostgreSQL database for the auth service (made outside the test's event loop)."""
+    return new_postgres_database()
+
+
+@pytest.mark.emulator
+@pytest.mark.postgres
+async def test_auth_calls_while_the_auth_database_is_down_are_503_problems_then_work_again(
+    start_stack: StartStack, auth_database: str
+) -> None:
+    async with FaultyProxy.to(auth_database) as link, httpx.AsyncClient(timeout=10) as http:
+        stack = await start_stack(database_urls={"auth": link.route(auth_database)})
+        await stack.start_service("auth")
+        auth = stack.config.url("auth")
+        email = f"u-{uuid.uuid4().hex[:10]}@example.com"
+        await sign_up(http, stack, email)
+        credentials = {"email": email, "password": PASSWORD}
+
+        async with outage(link):
+            login = await http.post(f"{auth}/api/v1/auth/login", json=credentials)
+            register = await http.post(
+                f"{auth}/api/v1/auth/register",
+                json={"email": "late@example.com", "password": PASSWORD},
+            )
+
+        for answer in (login, register):
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["type"] == "https://accord.example/problems/dependency-unavailable"
+            assert int(answer.headers["retry-after"]) > 0
+        await eventually(
+            lambda: _status(http.post(f"{auth}/api/v1/auth/login", json=credentials), 200),
+            "a login once the database is back",
+        )
+
+
 # Long enough that a message in the killed consumer's hands stays invisible until the kill,
 # short enough that its redelivery comes soon after (the contract's queue says 30 s).
 VISIBILITY_SECONDS = 5
