@@ -181,8 +181,12 @@ def path_pattern(template: str) -> re.Pattern[str]:
 
 
 def _match_operation(document: Any, method: str, path: str) -> tuple[str, dict[str, Any]] | None:
-    """The contract path template and operation that serve `method path`, if any."""
-    for template, item in (document.get("paths") or {}).items():
+    """The contract path template and operation that serve `method path`, if any; a template
+    with fewer parameters wins, as OpenAPI says a concrete path does."""
+    templates = sorted(
+        (document.get("paths") or {}).items(), key=lambda entry: len(_PARAMETER.findall(entry[0]))
+    )
+    for template, item in templates:
         if path_pattern(template).match(path) and isinstance((item or {}).get(method), dict):
             return template, item
     return None
@@ -197,13 +201,10 @@ def http_conflicts(interaction: Interaction, document_path: Path, shown: str) ->
     response = interaction.data.get("response") or {}
     method = str(request.get("method", "GET")).lower()
     path = str(request.get("path", "/"))
-    conflicts: list[str] = []
-    pointer = ""
+    conflicts: list[tuple[str, str]] = []
 
     def conflict(message: str, at: str) -> None:
-        nonlocal pointer
-        conflicts.append(message)
-        pointer = pointer or at
+        conflicts.append((message, at))
 
     matched = _match_operation(document, method, path)
     subject = f"{method.upper()} {path}"
@@ -235,11 +236,10 @@ def http_conflicts(interaction: Interaction, document_path: Path, shown: str) ->
             join(here, "security"),
         )
     body = _content(request.get("body"))
-    request_schema = (
-        ((operation.get("requestBody") or {}).get("content") or {})
-        .get("application/json", {})
-        .get("schema")
-    )
+    request_body = operation.get("requestBody") or {}
+    request_schema = (request_body.get("content") or {}).get("application/json", {}).get("schema")
+    if body is None and request_body.get("required"):
+        conflict("the request has no body; the contract requires one", join(here, "requestBody"))
     if body is not None and request_schema is not None:
         for problem in schemas.problems(request_schema, body):
             conflict(f"request body {problem}", join(here, "requestBody"))
@@ -266,7 +266,7 @@ def http_conflicts(interaction: Interaction, document_path: Path, shown: str) ->
                     f"response {status} body {missing}: {UNDECLARED}",
                     where,
                 )
-    return [_conflict(interaction, shown, subject, pointer, message) for message in conflicts]
+    return [_conflict(interaction, shown, subject, at, message) for message, at in conflicts]
 
 
 def _satisfied(requirement: Any, document: Any, headers: set[str], query: Any) -> bool:

@@ -173,3 +173,58 @@ def test_an_unreadable_pact_is_a_clear_error(repo: Project) -> None:
 
     assert result.exit_code == 2
     assert "broken.json: not a readable pact" in result.stderr
+
+
+def write_pact(project: Project, consumer: str, interactions: list[dict[str, Any]]) -> None:
+    pact = {
+        "consumer": {"name": consumer},
+        "provider": {"name": "auth-service"},
+        "interactions": interactions,
+        "metadata": {"pactSpecification": {"version": "4.0"}},
+    }
+    path = project.root / "pacts" / f"{consumer}-auth-service.json"
+    path.write_text(json.dumps(pact))
+
+
+def login(body: dict[str, Any] | None) -> dict[str, Any]:
+    request: dict[str, Any] = {"method": "POST", "path": "/api/v1/auth/login"}
+    if body is not None:
+        request["body"] = {"content": body, "contentType": "application/json", "encoded": False}
+    return {
+        "type": "Synchronous/HTTP",
+        "description": f"a login with {sorted(body or {})}",
+        "request": request,
+        "response": {"status": 200},
+    }
+
+
+def test_a_request_the_contract_refuses_is_a_conflict_with_its_own_pointer(repo: Project) -> None:
+    write_pact(
+        repo,
+        "mobile-app",
+        [
+            login(None),
+            login({"email": "ada@example.com"}),
+            login({"email": "a@b.co", "password": "p" * 12}),
+        ],
+    )
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "a new consumer")
+
+    exit_code, answer = report(repo)
+
+    assert exit_code == 1
+    found = {
+        (c["rule"].split(": ", 1)[1], c["message"], c["pointer"])
+        for c in answer["conflicts"]
+        if c["consumers"] == ["mobile-app"]
+    }
+    body = "/paths/~1api~1v1~1auth~1login/post/requestBody"
+    assert found == {
+        ("a login with []", "the request has no body; the contract requires one", body),
+        (
+            "a login with ['email']",
+            "request body $: 'password' is a required property",
+            body,
+        ),
+    }
