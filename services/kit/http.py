@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -112,13 +113,16 @@ def _pointer(location: Sequence[object]) -> str:
 ProblemFor = Callable[[Any], Problem]
 
 # What a lost or refused database connection raises, through SQLAlchemy or from the driver
-# directly: the request may succeed later, so the answer is 503 with Retry-After, not a 500.
+# directly (asyncpg lets a refused connection through as `ConnectionRefusedError`, a name that
+# does not resolve as `socket.gaierror`): the request may succeed later, so the answer is 503
+# with Retry-After, not a 500. Other OS errors (a missing file, a permission) stay bugs.
 DATABASE_UNAVAILABLE: Final = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.DisconnectionError,
     sqlalchemy.exc.TimeoutError,
-    OSError,
+    ConnectionError,
+    socket.gaierror,
 )
 
 
@@ -135,7 +139,8 @@ def dependency_unavailable(detail: str, retry_after: int) -> Problem:
 def database_unavailable_problems(retry_after: int) -> dict[type[Exception], ProblemFor]:
     """The 503 problem for each error of `DATABASE_UNAVAILABLE`, for `install_problem_handlers`."""
 
-    def problem(_: Exception) -> Problem:
+    def problem(error: Exception) -> Problem:
+        log.warning("the database cannot be reached: %s: %s", type(error).__name__, error)
         return dependency_unavailable("the service's database cannot be reached", retry_after)
 
     return dict.fromkeys(DATABASE_UNAVAILABLE, problem)

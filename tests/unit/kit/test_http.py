@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -34,10 +35,16 @@ def app_reading(database_url: str) -> FastAPI:
     async def bug() -> None:
         raise RuntimeError("a bug, not an outage")
 
+    @app.get("/missing-file")
+    async def missing_file() -> None:
+        raise FileNotFoundError("templates/welcome.txt")
+
     return app
 
 
-async def test_an_unreachable_database_is_a_503_problem_with_retry_after() -> None:
+async def test_an_unreachable_database_is_a_503_problem_with_retry_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app = app_reading(f"postgresql://postgres@127.0.0.1:{closed_port()}/accord")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
@@ -47,13 +54,16 @@ async def test_an_unreachable_database_is_a_503_problem_with_retry_after() -> No
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] == "7"
     assert response.json()["type"] == "https://accord.example/problems/dependency-unavailable"
+    assert "the database cannot be reached: ConnectionRefusedError" in caplog.text
 
 
-async def test_a_bug_is_still_a_500() -> None:
+@pytest.mark.parametrize("path", ["/bug", "/missing-file"])
+async def test_a_bug_is_still_a_500(path: str) -> None:
     app = app_reading(f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/accord")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-        response = await client.get("/bug")
+        response = await client.get(path)
 
     assert response.status_code == 500
     assert "a bug" not in response.text
+    assert "welcome" not in response.text
