@@ -374,7 +374,7 @@ def up(
     out.print("[bold]Accord[/] — starting the platform (Ctrl-C stops it)")
     try:
         run_until_interrupted(config, lambda line: out.print(line))
-    except PortInUseError as error:
+    except (PortInUseError, ValueError) as error:  # a port taken; --record on several topics
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
 

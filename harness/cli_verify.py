@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.cli_schemas import RootOption
+from harness.cli_schemas import OutputFormat, RootOption
 from harness.project import Project
 from harness.verify import LAYERS, SERVICES, Summary, VerifyError, run
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
 
 LAYER_TITLES = {
     "pact": "pacts",
@@ -28,11 +23,6 @@ LAYER_TITLES = {
     "other": "other contract tests",
 }
 FAILURE_LINES = 25
-
-
-class Format(StrEnum):
-    text = "text"
-    json = "json"
 
 
 def verify(
@@ -46,18 +36,18 @@ def verify(
         typer.Option("--layer", help=f"Only this layer ({', '.join(LAYERS)}); repeatable."),
     ] = None,
     output_format: Annotated[
-        Format, typer.Option("--format", help="text: tables; json: one object, for CI.")
-    ] = Format.text,
+        OutputFormat, typer.Option("--format", help="text: tables; json: one object, for CI.")
+    ] = OutputFormat.text,
 ) -> None:
     """Run the conformance suite (pacts, schemathesis, contract ↔ code, RBAC): a table per
     service; exit 1 on any failure."""
+    from harness.cli import err, load_project, out
+
     for value, known, flag in ((service, SERVICES, "--service"), (layer, LAYERS, "--layer")):
         unknown = sorted(set(value or ()) - set(known))
         if unknown:
             err.print(f"[red]error:[/] {flag}: unknown {', '.join(unknown)}; one of {known}")
             raise typer.Exit(2)
-    from harness.cli import load_project
-
     project = load_project(root)
 
     try:
@@ -66,7 +56,7 @@ def verify(
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
 
-    if output_format is Format.json:
+    if output_format is OutputFormat.json:
         out.print_json(json.dumps(summary.as_json()))
     else:
         _print_report(summary)
@@ -74,6 +64,8 @@ def verify(
 
 
 def _run_with_progress(project: Project, services: Any, layers: Any) -> Summary:
+    from harness.cli import err
+
     progress = Progress(
         TextColumn("[bold]verify[/]"),
         BarColumn(),
@@ -103,6 +95,8 @@ def _short(nodeid: str) -> str:
 
 
 def _print_report(summary: Summary) -> None:
+    from harness.cli import out
+
     for service in summary.services():
         table = Table(title=f"[bold]{escape(service)}[/]", title_justify="left")
         table.add_column("layer")

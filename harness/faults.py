@@ -341,7 +341,11 @@ class ServiceProcess:
         return self._output.read().decode(errors="replace")[-last:]
 
     async def __aenter__(self) -> ServiceProcess:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException as error:  # not started: `__aexit__` will not run, clean up here
+            await self.__aexit__(type(error), error, error.__traceback__)
+            raise
         return self
 
     async def __aexit__(

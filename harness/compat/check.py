@@ -30,6 +30,7 @@ from harness.compat.pacts import (
     PACTS_DIRECTORY,
     Interaction,
     PactConflict,
+    event_type,
     http_conflicts,
     load_interactions,
     message_conflicts,
@@ -123,9 +124,10 @@ def check(project: Project, base: str, catalog: Path | None = None) -> CheckRepo
                 )
             )
 
+    resolver = Resolver()  # each contract is read once for all the interactions
     for interaction in interactions:
         report.interactions_checked += 1
-        for found in _pact_conflicts(project, interaction):
+        for found in _pact_conflicts(project, interaction, resolver):
             report.conflicts.append(
                 Conflict(
                     "pact",
@@ -140,7 +142,9 @@ def check(project: Project, base: str, catalog: Path | None = None) -> CheckRepo
     return report
 
 
-def _pact_conflicts(project: Project, interaction: Interaction) -> list[PactConflict]:
+def _pact_conflicts(
+    project: Project, interaction: Interaction, resolver: Resolver
+) -> list[PactConflict]:
     kind = "openapi" if interaction.kind == HTTP else "asyncapi"
     path = project.contracts_dir / kind / f"{interaction.provider}.yaml"
     shown = project.relative(path)
@@ -159,8 +163,8 @@ def _pact_conflicts(project: Project, interaction: Interaction) -> list[PactConf
             )
         ]
     if interaction.kind == MESSAGE:
-        return message_conflicts(interaction, path, shown)
-    return http_conflicts(interaction, path, shown)
+        return message_conflicts(interaction, path, shown, resolver)
+    return http_conflicts(interaction, path, shown, resolver)
 
 
 def _receivers(project: Project) -> dict[str, set[str]]:
@@ -194,7 +198,8 @@ def _consumers_of(
             continue
         if is_http and interaction.kind == HTTP and _same_operation(change.subject, interaction):
             consumers.add(interaction.consumer)
-        if not is_http and interaction.kind == MESSAGE and _event_of(interaction) == change.subject:
+        is_event = interaction.kind == MESSAGE and event_type(interaction) == change.subject
+        if not is_http and is_event:
             consumers.add(interaction.consumer)
     if not is_http:
         consumers |= receivers.get(change.subject, set())
@@ -207,12 +212,3 @@ def _same_operation(subject: str, interaction: Interaction) -> bool:
     if str(request.get("method", "")).upper() != method or not template:
         return False
     return path_pattern(template).match(str(request.get("path", ""))) is not None
-
-
-def _event_of(interaction: Interaction) -> str | None:
-    metadata = interaction.data.get("metadata") or {}
-    contents = (interaction.data.get("contents") or {}).get("content") or {}
-    event = metadata.get("eventType") or (
-        contents.get("eventType") if isinstance(contents, dict) else None
-    )
-    return str(event) if event else None

@@ -192,9 +192,11 @@ def _match_operation(document: Any, method: str, path: str) -> tuple[str, dict[s
     return None
 
 
-def http_conflicts(interaction: Interaction, document_path: Path, shown: str) -> list[PactConflict]:
+def http_conflicts(
+    interaction: Interaction, document_path: Path, shown: str, resolver: Resolver | None = None
+) -> list[PactConflict]:
     """What in an HTTP interaction the OpenAPI document at `document_path` does not admit."""
-    resolver = Resolver()
+    resolver = resolver or Resolver()
     document = resolver.document(document_path).data
     schemas = _Schemas(resolver, document_path)
     request = interaction.data.get("request") or {}
@@ -284,16 +286,26 @@ def _satisfied(requirement: Any, document: Any, headers: set[str], query: Any) -
     return True
 
 
+def event_type(interaction: Interaction) -> str | None:
+    """The event a message interaction is about: its `eventType` metadata, else its contents'."""
+    metadata = interaction.data.get("metadata") or {}
+    contents = _content(interaction.data.get("contents"))
+    found = metadata.get("eventType") or (
+        contents.get("eventType") if isinstance(contents, dict) else None
+    )
+    return str(found) if found else None
+
+
 def message_conflicts(
-    interaction: Interaction, asyncapi_path: Path, shown: str
+    interaction: Interaction, asyncapi_path: Path, shown: str, resolver: Resolver | None = None
 ) -> list[PactConflict]:
     """What in a message interaction the provider's AsyncAPI document does not admit."""
-    resolver = Resolver()
+    resolver = resolver or Resolver()
     document = resolver.document(asyncapi_path).data
     contents = _content(interaction.data.get("contents"))
     metadata = dict(interaction.data.get("metadata") or {})
-    event_type = metadata.get("eventType") or (contents or {}).get("eventType")
-    subject = str(event_type)
+    event = event_type(interaction)
+    subject = str(event)
     sent: dict[str, tuple[Path, dict[str, Any]]] = {}
     for operation in (document.get("operations") or {}).values():
         if (operation or {}).get("action") != "send":
@@ -301,17 +313,17 @@ def message_conflicts(
         for reference in operation.get("messages") or []:
             base, message = resolver.deref(asyncapi_path, reference)
             sent[str(message.get("name"))] = (base, message)
-    if event_type not in sent:
+    if event not in sent:
         return [
             _conflict(
                 interaction,
                 shown,
                 subject,
                 "/operations",
-                f"the provider no longer sends {event_type!r}",
+                f"the provider no longer sends {event!r}",
             )
         ]
-    base, message = sent[event_type]
+    base, message = sent[event]
     schemas = _Schemas(resolver, base)
     conflicts: list[str] = []
     payload = message.get("payload")

@@ -36,6 +36,8 @@ from harness.stack.smtp import SmtpSink
 
 if TYPE_CHECKING:
     from harness.replay.recorder import Recorder
+    from services.kit.aws import BusLocation
+    from services.kit.topology import Topology
 
 log = logging.getLogger("accord.up")
 
@@ -338,14 +340,14 @@ class Stack:
             from services.kit.aws import BusLocation
 
             location = BusLocation.detect()
+            topology = topology_from_contracts(config.project)
             changes = await asyncio.to_thread(
-                Provisioner(location.sns(), location.sqs()).apply,
-                topology_from_contracts(config.project),
+                Provisioner(location.sns(), location.sqs()).apply, topology
             )
         created = sum(change.action != "unchanged" for change in changes)
         say(f"✓ provisioned {len(changes)} topics, queues and subscriptions ({created} new)")
         if config.record is not None:
-            await self._start_recording(config.record)
+            await self._start_recording(config.record, topology, location)
         await migrate(self.env)
         say("✓ migrated the auth, user and notification databases")
         self.sink = SmtpSink(config.host, config.ports["smtp"])
@@ -360,14 +362,14 @@ class Stack:
         )
         say(f"ready in {time.perf_counter() - started:.1f} s; stack: {config.state / 'stack.json'}")
 
-    async def _start_recording(self, path: Path) -> None:
+    async def _start_recording(self, path: Path, topology: Topology, location: BusLocation) -> None:
         from harness.replay.recorder import Recorder
 
-        topics = topology_from_contracts(self.config.project).topics
+        topics = topology.topics
         if len(topics) != 1:
             names = ", ".join(topic.name for topic in topics)
             raise ValueError(f"--record records one topic; the contracts declare: {names}")
-        self.recorder = await Recorder.on_topic(self.endpoint, topics[0].name, path, append=True)
+        self.recorder = await Recorder.on_topic(location, topics[0].name, path, append=True)
         await self.recorder.start()
         self.say(f"✓ recording every event on {topics[0].name} to {path}")
 

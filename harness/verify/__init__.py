@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.project import Project
-from harness.verify.plugin import EVENTS_VARIABLE, LAYERS_VARIABLE, SERVICES_VARIABLE
+
+# How `accord verify` talks to its plugin in the pytest process (harness/verify/plugin.py).
+EVENTS_VARIABLE = "ACCORD_VERIFY_EVENTS"
+SERVICES_VARIABLE = "ACCORD_VERIFY_SERVICES"
+LAYERS_VARIABLE = "ACCORD_VERIFY_LAYERS"
 
 SERVICES = ("auth", "user", "notification")
 LAYERS = ("pact", "schemathesis", "contract-code", "rbac")
@@ -162,12 +166,16 @@ def run(
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            with events_path.open(encoding="utf-8") as events:
-                for event in _follow(events, process):
-                    _fold(summary, where, event)
-                    if on_event is not None:
-                        on_event(event)
-        returncode = process.wait()
+            try:
+                with events_path.open(encoding="utf-8") as events:
+                    for event in _follow(events, process):
+                        _fold(summary, where, event)
+                        if on_event is not None:
+                            on_event(event)
+            finally:  # an interrupt or a bad event must not leave the suite running
+                if process.poll() is None:
+                    process.kill()
+                returncode = process.wait()
         if summary.exitstatus is None:
             summary.exitstatus = returncode
             text = output.read_text(errors="replace").strip()
