@@ -8,21 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.cli_schemas import RootOption
+from harness.cli_schemas import OutputFormat, RootOption
 
 if TYPE_CHECKING:
     from harness.replay.runner import Progress as ReplayProgress
     from harness.replay.stack import ReplaySummary
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
-
-DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 
 
 def replay(
@@ -46,8 +40,8 @@ def replay(
             "--crash-rate",
             min=0.0,
             max=1.0,
-            help="The share of deliveries redelivered as after a crash between the consumer's "
-            "effect and its acknowledgement.",
+            help="The share of deliveries (below 1) redelivered as after a crash between the "
+            "consumer's effect and its acknowledgement.",
         ),
     ] = 0.0,
     endpoint: Annotated[
@@ -55,7 +49,7 @@ def replay(
         typer.Option(
             "--endpoint",
             help="The stack's SNS/SQS endpoint (default: the one in .accord/stack.json, "
-            f"else {DEFAULT_ENDPOINT}).",
+            "else the emulator's address under `accord up`).",
         ),
     ] = None,
     seed: Annotated[
@@ -85,22 +79,17 @@ def replay(
     ] = 300.0,
     root: RootOption = None,
     output_format: Annotated[
-        str, typer.Option("--format", help="text or json.", case_sensitive=False)
-    ] = "text",
+        OutputFormat, typer.Option("--format", help="text for people, json for machines.")
+    ] = OutputFormat.text,
 ) -> None:
     """Replay a recorded stream into a running stack (`accord up`) with duplicates, shuffling
     and crashes, then compare its final state with a clean delivery. Exit 1 on a difference or
     an event dead-lettered that was not invalid."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from harness.replay.stack import replay_file, stack_probes
-    from harness.replay.stream import StreamFormatError
+    from harness.cli import err, load_project
+    from harness.replay.stack import DEFAULT_ENDPOINT, replay_file, stack_probes
     from services.kit.sqs import QueueNotFoundError
-
-    if output_format not in ("text", "json"):
-        err.print("[red]error:[/] --format: text or json")
-        raise typer.Exit(2)
-    from harness.cli import load_project
 
     project = load_project(root)
     state = state if state is not None else project.root / ".accord"
@@ -141,7 +130,7 @@ def replay(
                     timeout=timeout,
                 )
             )
-    except StreamFormatError as error:
+    except ValueError as error:  # a bad line (StreamFormatError), an adversity out of range
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
     except TimeoutError as error:
@@ -151,7 +140,7 @@ def replay(
         err.print(f"[red]error:[/] the bus at {escape(where)}: {escape(str(error))}")
         raise typer.Exit(2) from None
 
-    if output_format == "json":
+    if output_format is OutputFormat.json:
         typer.echo(json.dumps(_as_json(summary), indent=2))
     else:
         _print_summary(summary, where)
@@ -190,6 +179,8 @@ def _as_json(summary: ReplaySummary) -> dict[str, object]:
 
 
 def _print_summary(summary: ReplaySummary, endpoint: str) -> None:
+    from harness.cli import out
+
     table = Table(title=f"replay into {escape(endpoint)}", title_justify="left", show_header=False)
     table.add_column("")
     table.add_column("", justify="right")

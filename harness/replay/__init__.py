@@ -27,7 +27,7 @@ Checking a consumer (`runner`, `schedule`, `buses`)::
     run(schedule, subject, bus) -> RunResult     one delivery of a concrete `Schedule`
     plan(stream, adversity) -> Schedule; plans(...) every order, or `runs` random ones
     poison_message("not-json" | "wrong-schema" | "unknown-type", event_type) -> Message
-    minimise(schedule, test), ddmin(values, fails), differences(clean, adverse)
+    minimise(schedule, test, known=None), ddmin(values, fails), differences(clean, adverse)
 
 The services as subjects, their state read through their own storage (`subjects`)::
 

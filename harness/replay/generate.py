@@ -14,14 +14,14 @@ Needs hypothesis, which is a development dependency (`pip install -e '.[dev]'`).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import strategies as st
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic import EmailStr as _EmailStr
-from pydantic import TypeAdapter, ValidationError
 
 from generated.events import models as events
 from generated.events.catalog import MESSAGES
@@ -95,10 +95,15 @@ def from_schema(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
     raise ValueError(f"no strategy for the schema {dict(schema)!r}")
 
 
+@functools.cache
+def _payloads_of(model: type[BaseModel]) -> st.SearchStrategy[dict[str, Any]]:
+    # A stream draws a payload per event: the schema and its strategy are made once per model.
+    return from_schema(model.model_json_schema())
+
+
 def payloads(event_type: str) -> st.SearchStrategy[dict[str, Any]]:
     """Payloads of `event_type` drawn from its schema (any ids, any sequence: not coherent)."""
-    schema = MESSAGES[event_type].payload.model_json_schema()
-    return from_schema(schema)
+    return _payloads_of(MESSAGES[event_type].payload)
 
 
 @st.composite
@@ -169,8 +174,3 @@ def _event(model: object) -> Event:
         | events.UserDeactivatedPayload,
     ), f"{type(model).__name__} is not an event"
     return model
-
-
-def user_ids(stream: Sequence[Event]) -> list[uuid.UUID]:
-    """The stream's users, in order of first appearance."""
-    return list(dict.fromkeys(event.userId for event in stream))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from harness.provision import Provisioner
 from harness.replay.stream import StreamWriter
 from services.kit.aws import BusLocation
 from services.kit.bus import EventPublisher, MessageQueue
@@ -36,7 +36,7 @@ from services.kit.events import Event, Message, encode
 from services.kit.memory import InMemoryBroker, InMemoryQueue
 from services.kit.sns import SnsEventPublisher
 from services.kit.sqs import SqsQueue
-from services.kit.topology import QueueSpec, SubscriptionSpec
+from services.kit.topology import QueueSpec, SubscriptionSpec, TopicSpec, Topology
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -171,33 +171,17 @@ class Recorder:
 
 
 def _subscribe_queue(sns: SNSClient, sqs: SQSClient, topic: str, queue: str) -> str:
-    topic_arn = SnsEventPublisher(sns, topic).topic_arn()
-    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AllowAccordRecorder",
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-            }
-        ],
-    }
-    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-    response = sns.subscribe(
-        TopicArn=topic_arn,
-        Protocol="sqs",
-        Endpoint=queue_arn,
-        Attributes={"RawMessageDelivery": "true"},
-        ReturnSubscriptionArn=True,
-    )
-    return response["SubscriptionArn"]
+    """Make `queue`, let `topic` send to it and subscribe it (raw delivery, no filter), as
+    `accord provision` does; the subscription's ARN, for the cleanup."""
+    topic_arn = SnsEventPublisher(sns, topic).topic_arn()  # the topic must exist already
+    subscription = SubscriptionSpec(topic, queue, {}, raw_delivery=True)
+    Provisioner(sns, sqs).apply(Topology((TopicSpec(topic),), (QueueSpec(queue),), (subscription,)))
+    suffix = f":{queue}"  # a queue's ARN ends with its name
+    for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+        for existing in page.get("Subscriptions", []):
+            if existing.get("Protocol") == "sqs" and existing.get("Endpoint", "").endswith(suffix):
+                return existing["SubscriptionArn"]
+    raise RuntimeError(f"{queue} was subscribed to {topic}, but the subscription is not listed")
 
 
 def _unsubscribe_queue(sns: SNSClient, sqs: SQSClient, subscription: str, queue: str) -> None:

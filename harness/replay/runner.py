@@ -135,6 +135,7 @@ async def _publish(
     pending: Callable[[], int],
     window: int,
     published: Callable[[Sequence[int]], None],
+    timeout: float,
 ) -> None:
     """Publish every step (tagged with its number), at its delay if it has one."""
     if any(step.delay for step in schedule.steps):
@@ -151,7 +152,13 @@ async def _publish(
     for start in range(0, total, chunk):
         # Keep at most about `window` messages on the queue: an emulator's receive slows down
         # with its backlog. Counted here, not asked of the queue, which costs a call each time.
-        while pending() >= window:
+        deadline = time.monotonic() + timeout
+        while (waiting := pending()) >= window:
+            if time.monotonic() > deadline:
+                raise ReplayTimeoutError(
+                    f"{waiting} messages still unsettled on {lane.queue_name} after "
+                    f"{timeout:g} s, waiting for fewer than {window} to publish more"
+                )
             await asyncio.sleep(lane.poll_seconds)
         numbers = range(start, min(total, start + chunk))
         await lane.publish([_tagged(schedule, n) for n in numbers])
@@ -223,7 +230,7 @@ async def run(
 
         await consumer.start()
         try:
-            await _publish(schedule, lane, pending, window, published)
+            await _publish(schedule, lane, pending, window, published, timeout)
             await _drained(lane, pending, timeout)
         finally:
             queue.halt()
@@ -313,10 +320,16 @@ def schedule_key(schedule: Schedule) -> object:
     return (_stream_key(schedule.stream), schedule.steps, schedule.concurrency, schedule.poison)
 
 
-async def minimise(schedule: Schedule, test: Tester) -> tuple[Schedule, list[Difference]]:
+async def minimise(
+    schedule: Schedule, test: Tester, *, known: Sequence[Difference] | None = None
+) -> tuple[Schedule, list[Difference]]:
     """The smallest schedule, derived from a failing one, that still fails `test`: fewest
-    events, then fewest publishes, then no crash or delay that is not needed."""
+    events, then fewest publishes, then no crash or delay that is not needed. `known` is what
+    `test` already found for `schedule`, so it is not run again (a concurrent run may not
+    fail twice)."""
     seen: dict[object, list[Difference]] = {}
+    if known is not None:
+        seen[schedule_key(schedule)] = list(known)
 
     async def diffs(candidate: Schedule) -> list[Difference]:
         key = schedule_key(candidate)
@@ -324,9 +337,7 @@ async def minimise(schedule: Schedule, test: Tester) -> tuple[Schedule, list[Dif
             seen[key] = await test(candidate)
         return seen[key]
 
-    best = schedule
-    found = await diffs(best)
-    if not found:
+    if not await diffs(schedule):
         raise ValueError("the schedule to minimise does not fail")
 
     async def fails_items(items: list[int]) -> bool:
@@ -339,17 +350,22 @@ async def minimise(schedule: Schedule, test: Tester) -> tuple[Schedule, list[Dif
         return candidate.covers_stream() and bool(await diffs(candidate))
 
     best = best.with_steps(await ddmin(best.steps, fails_steps))
-    for simpler in (
-        [replace(step, delay=0.0) for step in best.steps],
-        *(
-            [replace(s, crash=False) if i == n else s for i, s in enumerate(best.steps)]
-            for n in range(len(best.steps))
-        ),
-    ):
-        if simpler != list(best.steps) and await diffs(best.with_steps(simpler)):
-            best = best.with_steps(simpler)
-    if best.concurrency > 1 and await diffs(replace(best, concurrency=1)):
-        best = replace(best, concurrency=1)
+
+    async def keep_if_failing(simpler: Schedule) -> None:
+        nonlocal best
+        if simpler != best and await diffs(simpler):
+            best = simpler
+
+    # Each candidate is built from the best schedule so far: a simplification kept stays kept.
+    await keep_if_failing(best.with_steps([replace(step, delay=0.0) for step in best.steps]))
+    for n in range(len(best.steps)):
+        await keep_if_failing(
+            best.with_steps(
+                [replace(s, crash=False) if i == n else s for i, s in enumerate(best.steps)]
+            )
+        )
+    if best.concurrency > 1:
+        await keep_if_failing(replace(best, concurrency=1))
     return best, await diffs(best)
 
 
@@ -487,7 +503,9 @@ async def check(
         results.append(result)
         found = judge(baseline, result)
         if found:
-            minimal, minimal_found = await minimise(schedule, test) if shrink else (schedule, found)
+            minimal, minimal_found = (
+                await minimise(schedule, test, known=found) if shrink else (schedule, found)
+            )
             finding = Finding(minimal, tuple(minimal_found), schedule)
             break
     return Verdict(

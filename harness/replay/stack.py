@@ -279,8 +279,17 @@ async def replay_stream(
     on_progress: ProgressCallback | None = None,
     timeout: float = 300.0,
 ) -> ReplaySummary:
-    """Replay `stream` into the stack behind `bus` (see the module docstring)."""
+    """Replay `stream` into the stack behind `bus` (see the module docstring). A bad
+    adversity (e.g. `crash_rate` 1) raises ValueError before anything is published."""
     started = time.monotonic()
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+    adversity = Adversity(
+        duplicates=duplicates,
+        order="shuffled" if shuffle else "in-order",
+        crash_rate=crash_rate,
+        seed=seed,
+    )
     passes = await asyncio.to_thread(_Pass, bus, timeout, on_progress)
     clean_state: dict[str, object] | None = None
     if probes:
@@ -294,14 +303,6 @@ async def replay_stream(
     bodies = {message.body for message in adverse}
     earlier = await asyncio.to_thread(passes.dead_letters, {}, bodies)
     before = {letter.message_id for letter in earlier}
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**32)
-    adversity = Adversity(
-        duplicates=duplicates,
-        order="shuffled" if shuffle else "in-order",
-        crash_rate=crash_rate,
-        seed=seed,
-    )
     schedule = plan(adverse, adversity)
     published = [schedule.stream[step.item] for step in schedule.steps]
     await passes.publish(published, "publishing", one_by_one=False)

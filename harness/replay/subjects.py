@@ -168,12 +168,7 @@ class UserServiceSubject:
             user_consumers.subscribe(consumer, handlers)
 
         try:
-            yield Subject(
-                self.name,
-                (user_consumers.USER_CREATED, user_consumers.USER_DEACTIVATED),
-                attach,
-                lambda: user_state(store),
-            )
+            yield Subject(self.name, tuple(handlers), attach, lambda: user_state(store))
         finally:
             await store.dispose()
             SqliteTemplate.remove(path)

@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.kit.aws import BusLocation
+from services.kit.events import encode
+from tests import factories
 from tests.e2e.support import StartStack
 from tests.e2e.test_stack import Client, eventually
 
@@ -91,3 +94,24 @@ async def test_replaying_a_file_that_is_not_a_stream_names_the_line(
 
     assert code == 2
     assert "broken.jsonl:2" in err
+
+
+async def test_a_crash_rate_of_one_is_refused_before_anything_is_published(
+    start_stack: StartStack, tmp_path: Path
+) -> None:
+    stack = await start_stack(services=())
+    stream = tmp_path / "one.jsonl"
+    event = encode(factories.user_created())
+    stream.write_text(json.dumps({"attributes": dict(event.attributes), "body": event.body}) + "\n")
+
+    code, _, err = await accord(
+        "replay", str(stream), "--endpoint", stack.endpoint, "--crash-rate", "1"
+    )
+
+    assert code == 2
+    assert "crash" in err
+    sqs = BusLocation("endpoint", stack.endpoint).sqs()
+    url = sqs.get_queue_url(QueueName="accord-user-service")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"

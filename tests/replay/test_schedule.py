@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
-from harness.replay.runner import ABSENT, Difference, ddmin, differences
+from harness.replay.runner import ABSENT, Difference, ddmin, differences, minimise
 from harness.replay.schedule import (
     Adversity,
     Schedule,
@@ -96,6 +96,35 @@ async def test_delta_debugging_finds_the_two_values_that_together_fail() -> None
         return 3 in values and 17 in values
 
     assert await ddmin(list(range(40)), fails) == [3, 17]
+
+
+async def test_shrinking_drops_every_delay_and_crash_the_failure_does_not_need() -> None:
+    stream = three_users()[:1]
+    schedule = Schedule(stream, (Step(0, crash=True, delay=0.5), Step(0, crash=True, delay=0.3)))
+
+    async def test(candidate: Schedule) -> list[Difference]:
+        fails = len(candidate.steps) == 2 and candidate.steps[0].crash
+        return [Difference("/state", "clean", "adverse")] if fails else []
+
+    minimal, _ = await minimise(schedule, test)
+
+    assert minimal.steps == (Step(0, crash=True), Step(0))
+
+
+async def test_shrinking_trusts_the_known_failure_of_the_schedule_it_starts_from() -> None:
+    stream = three_users()[:2]
+    schedule = Schedule(stream, (Step(0), Step(1), Step(0)))
+    found = [Difference("/state", "clean", "adverse")]
+    tried: list[Schedule] = []
+
+    async def test(candidate: Schedule) -> list[Difference]:
+        tried.append(candidate)  # a flaky failure: no candidate fails again
+        return []
+
+    minimal, differences_found = await minimise(schedule, test, known=found)
+
+    assert (minimal, differences_found) == (schedule, found)
+    assert schedule not in tried
 
 
 def test_differences_name_the_path_of_each_change() -> None:
