@@ -180,26 +180,14 @@ def _as_json(summary: ReplaySummary) -> dict[str, object]:
 
 def _print_summary(summary: ReplaySummary, endpoint: str) -> None:
     from harness.cli import out
+    from harness.replay.stack import summary_details, summary_rows
 
     table = Table(title=f"replay into {escape(endpoint)}", title_justify="left", show_header=False)
     table.add_column("")
     table.add_column("", justify="right")
-    diffs = "not compared" if summary.diffs is None else str(len(summary.diffs))
-    for label, value in (
-        ("events in the stream", str(summary.events)),
-        ("sent", str(summary.sent)),
-        ("delivered", f"{summary.delivered}  ({', '.join(summary.queues)})"),
-        ("duplicates absorbed", str(summary.duplicates_absorbed)),
-        ("crash redeliveries", str(summary.crashes)),
-        ("dead-lettered", str(len(summary.dead_lettered))),
-        ("final-state diffs", diffs),
-        ("time", f"{summary.seconds:.1f} s"),
-        ("seed", str(summary.seed)),
-    ):
+    for label, value in summary_rows(summary):
         table.add_row(label, escape(value))
     out.print(table)
-    for letter in summary.dead_lettered:
-        out.print(f"  dead-lettered {escape(letter.message_id)}: {escape(letter.reason or '')}")
-    for difference in summary.diffs or ():
-        out.print(f"  [red]differs[/] {escape(str(difference))}")
+    for line in summary_details(summary):
+        out.print(f"  {escape(line)}")
     out.print("[green]replay: ok[/]" if summary.ok else "[red]replay: FAIL[/]")

@@ -376,23 +376,38 @@ async def replay_file(
     )
 
 
-def summary_lines(summary: ReplaySummary) -> list[str]:
-    """The summary as lines of text, for a command line."""
-    lines = [
-        f"events in the stream   {summary.events}",
-        f"published              {summary.sent}",
-        f"delivered to queues    {summary.delivered}  ({', '.join(summary.queues)})",
-        f"duplicates absorbed    {summary.duplicates_absorbed}",
-        f"crash redeliveries     {summary.crashes}",
-        f"dead-lettered          {len(summary.dead_lettered)}",
-    ]
-    lines += [f"  {describe(letter.message)}: {letter.reason}" for letter in summary.dead_lettered]
+def summary_rows(summary: ReplaySummary) -> list[tuple[str, str]]:
+    """The summary's figures as (label, value) rows, for a table."""
     if summary.diffs is None:
-        lines.append("final state            not compared (no state probes)")
+        final = "not compared (no state probes)"
     elif not summary.diffs:
-        lines.append("final state            the same as after a clean delivery")
+        final = "the same as after a clean delivery"
     else:
-        lines.append(f"final state            {len(summary.diffs)} differences:")
-        lines += [f"  {difference}" for difference in summary.diffs]
-    lines.append(f"time                   {summary.seconds:.1f} s (seed {summary.seed})")
-    return lines
+        final = f"{len(summary.diffs)} differences"
+    return [
+        ("events in the stream", str(summary.events)),
+        ("published", str(summary.sent)),
+        ("delivered to queues", f"{summary.delivered}  ({', '.join(summary.queues)})"),
+        ("duplicates absorbed", str(summary.duplicates_absorbed)),
+        ("crash redeliveries", str(summary.crashes)),
+        ("dead-lettered", str(len(summary.dead_lettered))),
+        ("final state", final),
+        ("time", f"{summary.seconds:.1f} s (seed {summary.seed})"),
+    ]
+
+
+def summary_details(summary: ReplaySummary) -> list[str]:
+    """What the rows count: each dead letter with its reason, and each difference."""
+    return [
+        *(
+            f"dead-lettered {describe(letter.message)}: {letter.reason}"
+            for letter in summary.dead_lettered
+        ),
+        *(f"differs: {difference}" for difference in summary.diffs or ()),
+    ]
+
+
+def summary_lines(summary: ReplaySummary) -> list[str]:
+    """The summary as lines of text."""
+    rows = [f"{label:<22} {value}" for label, value in summary_rows(summary)]
+    return rows + [f"  {line}" for line in summary_details(summary)]
