@@ -6,6 +6,7 @@ async driver (aiosqlite, asyncpg) is chosen here so configuration stays driver-f
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,12 @@ def async_url(url: str | URL) -> URL:
 
 
 def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
-    """An async engine; SQLite files get their directory, WAL and a busy timeout."""
+    """An async engine; SQLite files get their directory, WAL and a busy timeout, and are
+    created readable by their owner only (`create_private_file`)."""
     parsed = async_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not _is_uri(parsed):
+            create_private_file(Path(parsed.database))
         options.setdefault("connect_args", {}).setdefault("timeout", 30)
         engine = create_async_engine(parsed, **options)
 
@@ -47,6 +49,44 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
         return engine
     options.setdefault("pool_pre_ping", True)
     return create_async_engine(parsed, **options)
+
+
+def _is_uri(url: URL) -> bool:
+    """Whether SQLite reads the database name as a `file:` URI (no plain path to create)."""
+    return str(url.query.get("uri", "")).lower() in ("true", "1") or bool(
+        url.database and url.database.startswith("file:")
+    )
+
+
+def create_private_directory(path: Path) -> None:
+    """Create `path` and its missing parents, each with mode 0700; an existing directory keeps
+    its mode."""
+    missing: list[Path] = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+
+
+def create_private_file(path: Path) -> None:
+    """Create the (empty) file `path` with mode 0600 if it does not exist, its directory with
+    mode 0700 if that does not exist.
+
+    A database holds password hashes and tokens: it is created readable by its owner only, the
+    mode given at creation so that there is no moment when it is readable by others. SQLite
+    creates its `-wal`, `-shm` and journal files with the database file's mode; it treats an
+    empty file as an empty database. An existing file keeps the mode it has.
+    """
+    create_private_directory(path.parent)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(descriptor, 0o600)  # whatever the umask
+    finally:
+        os.close(descriptor)
 
 
 def service_metadata() -> MetaData:

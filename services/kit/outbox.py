@@ -14,7 +14,11 @@ Guarantees:
   (`claimed_until`), with `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL and a conditional
   `UPDATE … WHERE claimed_until < now` on SQLite, whose writers are serialised anyway;
 - at least once, not exactly once: a relay that dies between publishing and marking leaves
-  the row to be published again once its lease expires (consumers are idempotent).
+  the row to be published again once its lease expires (consumers are idempotent);
+- no secrets at rest after publishing: the UPDATE that marks a row published rewrites its body
+  to the envelope (`ENVELOPE_FIELDS`), so reset and verification tokens and emails stay only in
+  rows still waiting for the bus. Published rows are deleted after a retention period
+  (`services.kit.retention.published_outbox`).
 
 Publishing starts right after a commit (`notify()`); a slow poll is the safety net for
 commits made by other processes and for rows waiting out their backoff.
@@ -43,6 +47,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    bindparam,
     case,
     func,
     insert,
@@ -58,6 +63,18 @@ from services.kit.database import UtcDateTime
 from services.kit.events import Event, Message, encode
 
 log = logging.getLogger("accord.outbox")
+
+# What a published row keeps of its body: the fields every event's envelope has, enough to
+# trace it (`eventId`, per-user `sequence`), none of the payload's secrets.
+ENVELOPE_FIELDS = (
+    "eventId",
+    "eventType",
+    "schemaVersion",
+    "sequence",
+    "userId",
+    "timestamp",
+    "source",
+)
 
 
 def now_utc() -> datetime:
@@ -360,10 +377,22 @@ class OutboxRelay:
         attempted = set(published)
         async with self.sessions() as session, session.begin():
             if published:
+                # The bus has the event now: the row keeps its envelope, not the payload's
+                # secrets (reset and verification tokens, emails), in the UPDATE that marks it.
+                bodies = {claimed.id: claimed.message.body for claimed in batch}
                 await session.execute(
                     update(t)
-                    .where(t.c.id.in_(published))
-                    .values(published_at=now, claimed_until=None, last_error=None)
+                    .where(t.c.id == bindparam("row_id"))
+                    .values(
+                        body=bindparam("envelope"),
+                        published_at=now,
+                        claimed_until=None,
+                        last_error=None,
+                    ),
+                    [
+                        {"row_id": row_id, "envelope": envelope_only(bodies[row_id])}
+                        for row_id in published
+                    ],
                 )
             if failure is not None:
                 claimed, error = failure
@@ -395,6 +424,19 @@ class OutboxRelay:
                 await session.execute(
                     update(t).where(t.c.id.in_(untouched)).values(claimed_until=None)
                 )
+
+
+def envelope_only(body: str) -> str:
+    """`body` reduced to the envelope fields (`ENVELOPE_FIELDS`): what a published row keeps."""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, dict):
+        return "{}"
+    return json.dumps(
+        {name: decoded[name] for name in ENVELOPE_FIELDS if name in decoded}, separators=(",", ":")
+    )
 
 
 def _attributes(value: Any) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.kit import migrations
+from services.kit import migrations, retention
 from services.kit.database import UtcDateTime, create_engine, service_metadata, sessionmaker
 from services.kit.idempotency import processed_events_table
 from services.notification.domain import (
@@ -362,6 +362,11 @@ class SqlNotificationDatabase:
 
     async def migrate(self) -> None:
         await migrations.upgrade(self.database_url, MIGRATIONS)
+
+    async def prune(self, processed_event_retention: timedelta, now: datetime) -> dict[str, int]:
+        """Delete the processed-event records older than the retention; how many, per table."""
+        rule = retention.processed_events(processed_events, processed_event_retention)
+        return await retention.prune(self.sessions, [rule], now=now)
 
     async def ping(self) -> bool:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import Row, delete, insert, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.kit import migrations
+from services.kit import migrations, retention
 from services.kit.database import create_engine, sessionmaker
 from services.user.domain import (
     ADDRESS_FIELDS,
@@ -283,6 +283,11 @@ class SqlUserStore:
 
     async def migrate(self) -> None:
         await migrations.upgrade(self.database_url, MIGRATIONS)
+
+    async def prune(self, processed_event_retention: timedelta, now: datetime) -> dict[str, int]:
+        """Delete the processed-event records older than the retention; how many, per table."""
+        rule = retention.processed_events(processed_events, processed_event_retention)
+        return await retention.prune(self.sessions, [rule], now=now)
 
     async def ping(self) -> bool:
         try:
