@@ -3,9 +3,9 @@
 OpenAPI:
 - every operation has a unique `operationId`;
 - every operation that takes input (a body, parameters or a token) documents its errors: at
-  least one 4xx; 400 and 422 when it takes a body; 422 when it takes parameters; 401 when it
-  needs a token; 403 when it needs a role or ownership; and every 4xx response is
-  `application/problem+json` (RFC 9457);
+  least one 4xx; 400, 413 and 422 when it takes a body (every service refuses a body over its
+  limit with 413); 422 when it takes parameters; 401 when it needs a token; 403 when it needs
+  a role or ownership; and every 4xx response is `application/problem+json` (RFC 9457);
 - `x-owner-parameter` names a path parameter; every link names an existing operation.
 
 AsyncAPI:
@@ -105,7 +105,11 @@ def check_openapi_rules(document: Document, resolver: Resolver, report: Reporter
 
         required: list[tuple[str, str]] = []
         if "requestBody" in operation:
-            required += [("400", "takes a request body"), ("422", "takes a request body")]
+            required += [
+                ("400", "takes a request body"),
+                ("413", "takes a request body"),
+                ("422", "takes a request body"),
+            ]
         if has_parameters:
             required.append(("422", "takes parameters"))
         if secured:

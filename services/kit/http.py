@@ -6,8 +6,9 @@ Every contract under `contracts/openapi/` answers errors with a `Problem`
 that fails the contract is 422 `validation-error` with `errors: [{pointer, message}]`, each
 pointer into the request seen as `{"body": ..., "path": ..., "query": ..., "header": ...}`;
 unknown paths and methods are 404 and 405; a lost or refused database connection is 503
-`dependency-unavailable` with `Retry-After` (`database_unavailable_problems`); a bug is a bare
-500 without a stack trace.
+`dependency-unavailable` with `Retry-After` (`database_unavailable_problems`); a request body
+over the service's limit is 413 `payload-too-large`, refused before it is read
+(`BodyLimitMiddleware`); a bug is a bare 500 without a stack trace.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit.events import current_traceparent
 
@@ -285,3 +286,91 @@ def _header(scope: Scope, name: bytes) -> str | None:
             except UnicodeDecodeError:
                 return None
     return None
+
+
+# 64 KiB: many times the largest body a contract admits, far below what a client could make the
+# service hold in memory otherwise.
+DEFAULT_MAX_REQUEST_BODY_BYTES: Final = 64 * 1024
+
+
+def payload_too_large(limit: int) -> Problem:
+    return Problem.of(
+        413,
+        "payload-too-large",
+        "Payload too large",
+        f"The request body is larger than the limit of {limit} bytes.",
+    )
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over `max_body_bytes` with a 413 problem before the app sees it."""
+
+    # A declared `Content-Length` over the limit is refused without reading a byte (nor sending
+    # `100 Continue`); a body without one (chunked) is counted as it arrives and refused as soon
+    # as it passes the limit. The app is called only with a whole body within the limit, so no
+    # route, validation or handler ever runs on a refused body.
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = DEFAULT_MAX_REQUEST_BODY_BYTES) -> None:
+        if max_body_bytes < 0:
+            raise ValueError(f"max_body_bytes must not be negative, not {max_body_bytes}")
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _declared_length(scope) > self.max_body_bytes:
+            await self._refuse(scope, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left before its body was complete: no one to answer
+            chunk = message.get("body", b"")
+            if len(body) + len(chunk) > self.max_body_bytes:
+                await self._refuse(scope, send)
+                return
+            body += chunk
+            if not message.get("more_body", False):
+                break
+
+        whole: Message | None = {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        async def replay() -> Message:
+            # The body once, then the server's own messages (a disconnect, for streaming).
+            nonlocal whole
+            if whole is not None:
+                message, whole = whole, None
+                return message
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        log.info(
+            "refused a request body over %d bytes: %s %s",
+            self.max_body_bytes,
+            scope.get("method", ""),
+            scope.get("path", ""),
+        )
+        response = payload_too_large(self.max_body_bytes).response(_instance(Request(scope)))
+        await response(scope, _nothing_to_receive, send)
+
+
+async def _nothing_to_receive() -> Message:
+    # A response never reads the request; were it to, the body is not for it.
+    return {"type": "http.disconnect"}
+
+
+def _declared_length(scope: Scope) -> int:
+    """The largest `Content-Length` the request declares; 0 when none (or none readable: the
+    body is then counted as it arrives)."""
+    declared = 0
+    for key, value in scope.get("headers", ()):
+        if key.lower() == b"content-length":
+            text = bytes(value).strip()
+            if text.isdigit():
+                declared = max(declared, int(text))
+    return declared

@@ -3,13 +3,22 @@ environment variable."""
 
 from __future__ import annotations
 
+import logging
+import secrets
+
 import pytest
 
 from services.notification import main
 from services.notification.app import create_app
+from services.notification.mail import RecordingEmailSender
 from services.notification.settings import Settings, SettingsError, load_settings
+from tests.notification.support import Tokens, running_service
 
 GOOD_KEY = "k3y-for-the-auth-service-0123456789"
+HTTPS_URLS = {
+    "NOTIFICATION_JWKS_URL": "https://auth.internal/.well-known/jwks.json",
+    "NOTIFICATION_AUTH_SERVICE_URL": "https://auth.internal",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +108,8 @@ def test_a_wrong_setting_stops_the_start_naming_the_variable(
 def test_production_starts_with_a_service_key_and_tls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACCORD_ENV", "production")
     monkeypatch.setenv("NOTIFICATION_AUTH_SERVICE_API_KEY", GOOD_KEY)
+    for name, value in HTTPS_URLS.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("NOTIFICATION_SMTP_TLS", "starttls")
     monkeypatch.setenv("NOTIFICATION_SMTP_USERNAME", "accord")
     monkeypatch.setenv("NOTIFICATION_SMTP_PASSWORD", "s3cret-pw")
@@ -117,3 +128,90 @@ def test_a_wrong_bus_endpoint_stops_the_app_from_being_built(
     monkeypatch.setenv("AWS_ENDPOINT_URL", "localhost:4566")
     with pytest.raises(ValueError, match="AWS_ENDPOINT_URL"):
         create_app(Settings())
+
+
+@pytest.mark.parametrize("key", ["aaaaaaaaaaaaaaaa", "short-key"])
+def test_outside_local_mode_a_weak_service_key_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv("ACCORD_ENV", "production")
+    monkeypatch.setenv("NOTIFICATION_AUTH_SERVICE_API_KEY", key)
+    for name, value in HTTPS_URLS.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+
+    [line] = str(raised.value).splitlines()[1:]
+    assert line.strip().startswith("NOTIFICATION_AUTH_SERVICE_API_KEY ")
+    assert key not in str(raised.value)
+
+
+def test_outside_local_mode_a_strong_random_service_key_is_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACCORD_ENV", "production")
+    monkeypatch.setenv("NOTIFICATION_AUTH_SERVICE_API_KEY", secrets.token_urlsafe(32))
+    for name, value in HTTPS_URLS.items():
+        monkeypatch.setenv(name, value)
+
+    assert not load_settings().local
+
+
+@pytest.mark.parametrize("named", sorted(HTTPS_URLS))
+def test_outside_local_mode_an_http_jwks_or_auth_service_url_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, named: str
+) -> None:
+    monkeypatch.setenv("ACCORD_ENV", "production")
+    monkeypatch.setenv("NOTIFICATION_AUTH_SERVICE_API_KEY", secrets.token_urlsafe(32))
+    for name, value in HTTPS_URLS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(named, HTTPS_URLS[named].replace("https://", "http://"))
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+
+    [line] = str(raised.value).splitlines()[1:]
+    assert line.strip().startswith(f"{named} must be an https:// URL")
+
+
+def test_in_local_mode_http_urls_are_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACCORD_ENV", "local")
+    monkeypatch.setenv("NOTIFICATION_JWKS_URL", "http://auth.internal/.well-known/jwks.json")
+    monkeypatch.setenv("NOTIFICATION_AUTH_SERVICE_URL", "http://auth.internal")
+
+    assert load_settings().jwks_url == "http://auth.internal/.well-known/jwks.json"
+
+
+def local_default_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno == logging.WARNING and "local defaults are in use" in record.getMessage()
+    ]
+
+
+async def start_and_stop(settings: Settings) -> None:
+    async with running_service(settings, sender=RecordingEmailSender(), tokens=Tokens()):
+        pass
+
+
+async def test_with_accord_env_unset_the_local_defaults_are_warned_of_once_at_start_up(
+    caplog: pytest.LogCaptureFixture, sqlite_url: str
+) -> None:
+    await start_and_stop(Settings(database_url=sqlite_url))
+
+    [warning] = local_default_warnings(caplog)
+    assert "notification service: ACCORD_ENV is not set" in warning
+    assert "NOTIFICATION_AUTH_SERVICE_API_KEY" in warning
+    assert "ACCORD_ENV=production" in warning
+
+
+async def test_with_accord_env_local_nothing_is_warned_of(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, sqlite_url: str
+) -> None:
+    monkeypatch.setenv("ACCORD_ENV", "local")
+
+    await start_and_stop(Settings(database_url=sqlite_url))
+
+    assert local_default_warnings(caplog) == []

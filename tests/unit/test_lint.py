@@ -221,3 +221,26 @@ def test_the_command_exits_zero_on_the_repository(repository: Project) -> None:
 
     assert result.exit_code == 0, result.output
     assert "no problems" in result.output
+
+
+def test_an_operation_taking_a_body_without_a_413_response_is_rejected(
+    project_copy: Project,
+) -> None:
+    edit(
+        project_copy.root / USER_HTTP,
+        "          description: The profile is deactivated (a tombstone) and cannot be changed.\n"
+        "        '413':\n"
+        "          $ref: '#/components/responses/PayloadTooLarge'\n",
+        "          description: The profile is deactivated (a tombstone) and cannot be changed.\n",
+    )
+
+    found = findings(project_copy)
+
+    assert [(f.path, f.pointer, f.reason) for f in found] == [
+        (
+            USER_HTTP,
+            "/paths/~1api~1v1~1users~1{userId}/patch/responses",
+            "PATCH /api/v1/users/{userId} takes a request body but does not document a 413 "
+            "response",
+        )
+    ]
