@@ -69,12 +69,23 @@ def user_app(database_url: str, key_file: Path) -> Any:
     key = SigningKey.from_pem(key_file.read_bytes())
     broker = InMemoryBroker()
     broker.create_queue(QueueSpec("bench-user-service"))
-    settings = Settings(environment="local", database_url=database_url, queue="bench-user-service")
+    # The bench's token lives an hour (see `main`), longer than the auth service's default.
+    settings = Settings(
+        environment="local",
+        database_url=database_url,
+        queue="bench-user-service",
+        access_token_max_lifetime_seconds=3600,
+    )
     adapters = Adapters(
         store=SqlUserStore(database_url),
         # As `build_adapters` composes it, with the key set already fetched.
         verifier=CachingTokenVerifier(
-            TokenVerifier(StaticKeySource(jwks(key)), issuer=ISSUER, audience=AUDIENCE)
+            TokenVerifier(
+                StaticKeySource(jwks(key)),
+                issuer=ISSUER,
+                audience=AUDIENCE,
+                max_lifetime=timedelta(seconds=settings.access_token_max_lifetime_seconds),
+            )
         ),
         roles=InMemoryRolesClient(),
         # A short poll, so that the server stops promptly when the bench is over.

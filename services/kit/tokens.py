@@ -6,6 +6,10 @@ The contract is `contracts/openapi/auth-service.yaml`: a token's header names it
 and the claims are `iss`, `aud`, `sub`, `iat`, `exp` and `roles` (the issuer adds `nbf` and
 `jti`). No secret is shared: verifiers need only the public key set, which `JwksKeySource`
 fetches once, caches, and fetches again (rate-limited) when it meets an unknown `kid`.
+
+A verifier also refuses a token whose lifetime (`exp - iat`) is longer than the auth service
+ever issues (`max_lifetime`, plus the leeway): a token that lives until the year 9999 is not
+an access token, even if the real key signed it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ ALLOWED_ALGORITHMS: Final = [ALGORITHM]
 REQUIRED_CLAIMS: Final = ["iss", "aud", "sub", "exp", "iat", "roles"]
 # Far above any token we issue; caps the work an unauthenticated caller can make us do.
 MAX_TOKEN_LENGTH: Final = 8192
+# How far the verifier's clock may be from the issuer's. The auth service keeps a rotated-out
+# key published for the access-token lifetime plus this much (`services/auth/keyring.py`).
+DEFAULT_LEEWAY: Final = timedelta(seconds=30)
+# The auth service's default access-token lifetime (AUTH_ACCESS_TOKEN_TTL_SECONDS).
+DEFAULT_MAX_LIFETIME: Final = timedelta(seconds=900)
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -193,11 +202,12 @@ class IssuedToken:
 
 
 class TokenIssuer:
-    """Issues access tokens signed with one key, for one issuer and audience."""
+    """Issues access tokens for one issuer and audience, signed with one key or, given a
+    callable, with whichever key it names at the moment of issuing (a rotating key ring)."""
 
     def __init__(
         self,
-        key: SigningKey,
+        key: SigningKey | Callable[[], SigningKey],
         *,
         issuer: str,
         audience: str,
@@ -239,7 +249,8 @@ class TokenIssuer:
             "jti": claims.token_id,
             "roles": list(claims.roles),
         }
-        return IssuedToken(self._key.sign(payload), self._ttl_seconds, claims)
+        key = self._key if isinstance(self._key, SigningKey) else self._key()
+        return IssuedToken(key.sign(payload), self._ttl_seconds, claims)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -317,7 +328,21 @@ class StaticKeySource:
 
 class JwksKeySource:
     """Answers from a JWKS fetched on first use, cached, and fetched again (rate-limited) when
-    asked for an unknown `kid`."""
+    asked for an unknown `kid`.
+
+    The rate limit (`min_refetch_interval`, 30 s by default) is what stops a flood of tokens
+    naming made-up `kid`s from turning into a flood of requests to the auth service. It would
+    also refuse, for up to that long, the first tokens signed with a freshly rotated key, had
+    this verifier fetched the set just before the key appeared in it. The remedy is on the
+    issuing side rather than here: the auth service publishes a rotated key
+    `AUTH_SIGNING_KEY_PUBLISH_AHEAD_SECONDS` (60 s) before it signs with it
+    (`services/auth/keyring.py`). A verifier that fetched before the key was published then
+    meets its first token at least that long after its last fetch, so the refetch is due and
+    finds the key; one that fetched later already has it. Shortening the interval instead
+    would only narrow the window (and weaken the limit), not close it, and would not help a
+    verifier behind a cache. The publish-ahead delay must therefore exceed this interval
+    (plus the second the auth service may take to notice a rotation).
+    """
 
     def __init__(
         self,
@@ -436,13 +461,18 @@ class TokenVerifier:
         *,
         issuer: str,
         audience: str,
-        leeway: timedelta = timedelta(seconds=30),
+        leeway: timedelta = DEFAULT_LEEWAY,
+        max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
+        if max_lifetime <= timedelta(0):
+            raise ValueError(f"the maximum token lifetime must be positive, not {max_lifetime}")
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
+        # The longest `exp - iat` accepted: the issuer's access-token lifetime (at least).
+        self._max_lifetime = max_lifetime
         self._clock = clock
 
     async def verify(self, token: str) -> AccessTokenClaims:
@@ -503,6 +533,8 @@ class TokenVerifier:
             raise InvalidTokenError("expired")
         if max(not_before, issued_at) > now + self._leeway:
             raise InvalidTokenError("not yet valid")
+        if expires_at - issued_at > self._max_lifetime + self._leeway:
+            raise InvalidTokenError("lifetime too long")
         return AccessTokenClaims(
             subject=subject,
             roles=tuple(roles),

@@ -90,7 +90,11 @@ async def test_local_mode_generates_a_signing_key_once_and_keeps_it(tmp_path: Pa
                 kids.append((await http.get("/.well-known/jwks.json")).json()["keys"][0]["kid"])
 
     assert kids[0] == kids[1]
-    assert (tmp_path / "keys" / "auth.pem").stat().st_mode & 0o077 == 0
+    ring = tmp_path / "keys" / "auth-keys"  # next to AUTH_SIGNING_KEY_PATH
+    [key_file] = ring.iterdir()
+    assert key_file.name.endswith(f"-{kids[0]}.pem")
+    assert key_file.stat().st_mode & 0o077 == 0
+    assert ring.stat().st_mode & 0o077 == 0
 
 
 async def test_readiness_answers_503_while_the_database_is_unreachable(tmp_path: Path) -> None:

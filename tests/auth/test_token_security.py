@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from services.kit.tokens import SigningKey, TokenIssuer
 from tests.auth.conftest import AuthClient
 
 ME = "/api/v1/auth/me"
+YEAR_9999 = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
 
 
 def b64(data: bytes) -> str:
@@ -90,6 +91,26 @@ def garbage(auth: AuthClient, user: dict[str, Any]) -> str:
     return "not.a.jwt"
 
 
+def lives_until_the_year_9999(auth: AuthClient, user: dict[str, Any]) -> str:
+    # Signed with the service's own key: only the lifetime is wrong.
+    return auth.adapters.signing_key.sign(_claims(auth, user, exp=YEAR_9999))
+
+
+def _claims(auth: AuthClient, user: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    now = int(auth.adapters.clock().timestamp())
+    claims: dict[str, Any] = {
+        "iss": auth.settings.issuer,
+        "aud": auth.settings.audience,
+        "sub": user["userId"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + auth.settings.access_token_ttl_seconds,
+        "jti": "a-token-id",
+        "roles": ["user"],
+    }
+    return claims | changes
+
+
 @pytest.mark.parametrize(
     "forge",
     [
@@ -101,6 +122,7 @@ def garbage(auth: AuthClient, user: dict[str, Any]) -> str:
         unknown_kid,
         tampered_payload,
         garbage,
+        lives_until_the_year_9999,
     ],
 )
 async def test_a_forged_or_stale_access_token_is_refused_with_401(
@@ -129,3 +151,29 @@ async def test_a_missing_or_malformed_authorization_header_is_refused_with_401(
 
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith('Bearer realm="accord"')
+
+
+async def test_a_token_claiming_a_lifetime_longer_than_the_services_ttl_is_refused_naming_why(
+    auth: AuthClient,
+) -> None:
+    user = await auth.register()
+    token = lives_until_the_year_9999(auth, user)
+
+    response = await auth.http.get(ME, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+    assert "lifetime too long" in response.json()["detail"]
+
+
+async def test_a_token_living_as_long_as_the_services_ttl_and_the_leeway_is_accepted(
+    auth: AuthClient,
+) -> None:
+    user = await auth.register()
+    now = int(auth.adapters.clock().timestamp())
+    longest = now + auth.settings.access_token_ttl_seconds + 30  # the verification leeway
+    token = auth.adapters.signing_key.sign(_claims(auth, user, exp=longest))
+
+    response = await auth.http.get(ME, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 200
+    assert response.json()["id"] == user["userId"]

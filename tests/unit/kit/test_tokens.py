@@ -871,3 +871,74 @@ def test_the_tokens_module_imports_no_web_framework_and_no_test_library() -> Non
     }
 
     assert imported - sys.stdlib_module_names == {"cryptography", "httpx", "jwt"}
+
+
+# Lifetimes
+
+
+YEAR_9999 = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
+
+
+async def test_a_token_signed_with_the_real_key_that_expires_in_the_year_9999_is_rejected(
+    key: SigningKey, clock: Clock, verifier: TokenVerifier
+) -> None:
+    token = key.sign(valid_payload(clock, exp=YEAR_9999))
+
+    assert await rejection(verifier, token) == "lifetime too long"
+
+
+async def test_a_token_issued_long_ago_that_is_still_unexpired_is_rejected(
+    key: SigningKey, clock: Clock, verifier: TokenVerifier
+) -> None:
+    issued = int((clock() - timedelta(days=30)).timestamp())
+    token = key.sign(valid_payload(clock, iat=issued, nbf=issued))
+
+    assert await rejection(verifier, token) == "lifetime too long"
+
+
+async def test_a_token_living_the_maximum_lifetime_plus_the_leeway_is_accepted(
+    key: SigningKey, clock: Clock
+) -> None:
+    verifier = verifier_for(
+        StaticKeySource(jwks(key)),
+        clock,
+        max_lifetime=timedelta(minutes=10),
+        leeway=timedelta(seconds=30),
+    )
+    now = int(clock().timestamp())
+    longest = key.sign(valid_payload(clock, exp=now + 630))
+    too_long = key.sign(valid_payload(clock, exp=now + 631))
+
+    assert (await verifier.verify(longest)).expires_at == START + timedelta(seconds=630)
+    assert await rejection(verifier, too_long) == "lifetime too long"
+
+
+async def test_the_default_maximum_lifetime_accepts_the_auth_services_default_tokens(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
+    claims = await verifier.verify(issuer.issue("user-1", ["user"]).token)
+
+    assert claims.expires_at - claims.issued_at == tokens.DEFAULT_MAX_LIFETIME == TTL
+
+
+def test_a_verifier_without_a_positive_maximum_lifetime_is_refused(key: SigningKey) -> None:
+    with pytest.raises(ValueError, match="maximum token lifetime"):
+        TokenVerifier(
+            StaticKeySource(jwks(key)), issuer=ISSUER, audience=AUDIENCE, max_lifetime=timedelta()
+        )
+
+
+async def test_an_issuer_given_a_key_provider_signs_with_the_key_it_names_at_each_issue(
+    key: SigningKey, clock: Clock
+) -> None:
+    ring = [key]
+    issuer = TokenIssuer(lambda: ring[-1], issuer=ISSUER, audience=AUDIENCE, ttl=TTL, clock=clock)
+    before = issuer.issue("user-1", ["user"]).token
+    ring.append(SigningKey.generate())
+
+    after = issuer.issue("user-1", ["user"]).token
+
+    assert jwt.get_unverified_header(before)["kid"] == key.kid
+    assert jwt.get_unverified_header(after)["kid"] == ring[-1].kid
+    verifier = verifier_for(StaticKeySource(jwks(*ring)), clock)
+    assert (await verifier.verify(before)).subject == (await verifier.verify(after)).subject
