@@ -115,9 +115,11 @@ class SmtpSink:
 def mail_app(mailbox: Mailbox, auth_url: str | None = None) -> FastAPI:
     """The sink's HTTP face: `GET /api/messages` (JSON), `DELETE /api/messages`, and `/`.
 
-    With `auth_url`, it also stands in for the front end the emails link to:
-    `/verify-email?token=…` confirms the address and `/reset-password?token=…` asks for a
-    new password, both through the auth service's API.
+    With `auth_url`, it also stands in for the front end the emails link to, through the auth
+    service's API. Mail scanners open links to look at them, so opening one spends nothing:
+    `/verify-email?token=…` shows a button, and only its POST confirms the address;
+    `/reset-password?token=…` checks the token without spending it (`checkPasswordReset`)
+    and shows the new-password form only when the token is still usable.
     """
     app = FastAPI(title="Accord SMTP sink", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -136,16 +138,47 @@ def mail_app(mailbox: Mailbox, auth_url: str | None = None) -> FastAPI:
         except ValueError:
             return response.status_code, response.text
 
+    async def form_field(request: Request, name: str) -> str:
+        from urllib.parse import parse_qs
+
+        return parse_qs((await request.body()).decode()).get(name, [""])[0]
+
     @app.get("/verify-email", response_class=HTMLResponse)
-    async def verify_email(token: str = "") -> str:
+    async def verify_form(token: str = "") -> str:
+        return SIMPLE.format(
+            title="Email verification",
+            body=(
+                "<p>Confirm that this is your email address.</p>"
+                '<form method=post action="/verify-email">'
+                f'<input type=hidden name=token value="{html.escape(token)}">'
+                "<button>Confirm my email address</button></form>"
+            ),
+        )
+
+    @app.post("/verify-email", response_class=HTMLResponse)
+    async def verify_email(request: Request) -> str:
         status, detail = await call_auth(
-            "/api/v1/auth/email-verification/confirm", {"token": token}
+            "/api/v1/auth/email-verification/confirm", {"token": await form_field(request, "token")}
         )
         outcome = "Your email address is verified." if status < 300 else f"Not verified: {detail}"
         return SIMPLE.format(title="Email verification", body=html.escape(outcome))
 
     @app.get("/reset-password", response_class=HTMLResponse)
     async def reset_form(token: str = "") -> str:
+        status, detail = await call_auth("/api/v1/auth/password-reset/check", {"token": token})
+        if 400 <= status < 500:
+            return SIMPLE.format(
+                title="Password reset",
+                body=html.escape(
+                    "This link is already used or expired (or not valid): ask for a new "
+                    "password-reset email."
+                ),
+            )
+        if status >= 300:
+            return SIMPLE.format(
+                title="Password reset",
+                body=html.escape(f"The link cannot be checked now; try again later. ({detail})"),
+            )
         return SIMPLE.format(
             title="Choose a new password",
             body=(
@@ -158,14 +191,11 @@ def mail_app(mailbox: Mailbox, auth_url: str | None = None) -> FastAPI:
 
     @app.post("/reset-password", response_class=HTMLResponse)
     async def reset_password(request: Request) -> str:
-        from urllib.parse import parse_qs
-
-        form = parse_qs((await request.body()).decode())
         status, detail = await call_auth(
             "/api/v1/auth/password-reset/confirm",
             {
-                "token": form.get("token", [""])[0],
-                "newPassword": form.get("password", [""])[0],
+                "token": await form_field(request, "token"),
+                "newPassword": await form_field(request, "password"),
             },
         )
         outcome = "Your password was changed." if status < 300 else f"Not changed: {detail}"
@@ -201,8 +231,10 @@ def _render(mail: ReceivedMail) -> str:
 
 
 SIMPLE = """<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>
+<meta name=referrer content=no-referrer>
 <style>body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; }}</style>
-</head><body><h1>{title}</h1><p>{body}</p><p><a href="/">back to the mailbox</a></p></body></html>
+</head><body><h1>{title}</h1><div>{body}</div>
+<p><a href="/">back to the mailbox</a></p></body></html>
 """
 
 PAGE = """<!doctype html>
