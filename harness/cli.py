@@ -422,3 +422,83 @@ def roles_grant(
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(1) from None
     out.print(f"granted {role} to {email}")
+
+
+keys_app = typer.Typer(
+    help="Rotate and list the auth service's signing keys (its key ring).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+KeyRingOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="The key ring (default: AUTH_SIGNING_KEY_DIR, else .accord/auth-keys).",
+        file_okay=False,
+    ),
+]
+
+
+@keys_app.command("rotate")
+def keys_rotate(directory: KeyRingOption = None) -> None:
+    """Add a signing key: published at once, it signs new access tokens after
+    AUTH_SIGNING_KEY_PUBLISH_AHEAD_SECONDS (60 s); earlier keys stay published until their
+    tokens have expired. A running auth service picks it up within a second."""
+    from harness.keys import KeysError, rotate
+
+    try:
+        lines = rotate(directory)
+    except KeysError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(1) from None
+    for line in lines:
+        out.print(escape(line))
+
+
+@keys_app.command("list")
+def keys_list(directory: KeyRingOption = None) -> None:
+    """The keys of the ring, oldest first: kid, creation time, status (next, current,
+    previous: still published, expired: withdrawn)."""
+    from harness.keys import KeysError, listing
+
+    try:
+        lines = listing(directory)
+    except KeysError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(1) from None
+    for line in lines:
+        out.print(escape(line))
+
+
+@app.command()
+def prune(
+    service: Annotated[
+        Service | None,
+        typer.Option("--service", help="Prune only this service's database (default: all)."),
+    ] = None,
+    older_than_days: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than-days",
+            min=1,
+            help="Delete what ended more than N days ago (default: each service's retention "
+            "settings; processed events need at least 15).",
+        ),
+    ] = None,
+) -> None:
+    """Delete expired and published records now, as each service does periodically: published
+    outbox rows, used or expired tokens, old processed-event records."""
+    import asyncio
+
+    from harness.prune import SERVICES, PruneError, prune_services
+
+    def report(name: str, deleted: dict[str, int]) -> None:
+        for table, count in deleted.items():
+            out.print(f"{name}.{table}: {count} deleted")
+
+    services = [service.value] if service is not None else list(SERVICES)
+    try:
+        asyncio.run(prune_services(services, older_than_days, report))
+    except PruneError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(1) from None

@@ -39,7 +39,7 @@ class RegisterRequest(BaseModel):
     email: Annotated[
         EmailStr,
         Field(
-            description="An email address; accounts compare emails case-insensitively.",
+            description="An email address. Accounts compare emails NFC-normalised, with the domain and the ASCII letters of the local part in lower case; other characters are compared exactly.",
             examples=["ada@example.com"],
             max_length=254,
         ),
@@ -66,7 +66,7 @@ class LoginRequest(BaseModel):
     email: Annotated[
         EmailStr,
         Field(
-            description="An email address; accounts compare emails case-insensitively.",
+            description="An email address. Accounts compare emails NFC-normalised, with the domain and the ASCII letters of the local part in lower case; other characters are compared exactly.",
             examples=["ada@example.com"],
             max_length=254,
         ),
@@ -173,7 +173,7 @@ class Account(BaseModel):
     email: Annotated[
         EmailStr,
         Field(
-            description="An email address; accounts compare emails case-insensitively.",
+            description="An email address. Accounts compare emails NFC-normalised, with the domain and the ASCII letters of the local part in lower case; other characters are compared exactly.",
             examples=["ada@example.com"],
             max_length=254,
         ),
@@ -216,7 +216,7 @@ class PasswordResetRequest(BaseModel):
     email: Annotated[
         EmailStr,
         Field(
-            description="An email address; accounts compare emails case-insensitively.",
+            description="An email address. Accounts compare emails NFC-normalised, with the domain and the ASCII letters of the local part in lower case; other characters are compared exactly.",
             examples=["ada@example.com"],
             max_length=254,
         ),
@@ -247,6 +247,25 @@ class ConfirmPasswordResetRequest(BaseModel):
             examples=["correct-horse-battery-staple"],
             max_length=128,
             min_length=12,
+        ),
+    ]
+
+
+class CheckPasswordResetRequest(BaseModel):
+    """
+    The body of `checkPasswordReset`.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    token: Annotated[
+        str,
+        Field(
+            description="A single-use token from an email link (verification or password reset).",
+            examples=["vt_Qm9vdHN0cmFwLXZlcmlmaWNhdGlvbi10b2tlbg"],
+            max_length=256,
+            min_length=16,
         ),
     ]
 

@@ -146,6 +146,8 @@ def environment(config: StackConfig, endpoint: str, api_key: str) -> dict[str, s
         for part in SERVICES
     }
     return {
+        # The stack is local mode by design (it says so once, at start-up).
+        "ACCORD_ENV": os.environ.get("ACCORD_ENV", "").strip() or "local",
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
@@ -273,6 +275,15 @@ async def wait_ready(url: str, stop: asyncio.Event, timeout: float = 60) -> bool
     return False
 
 
+def private_state_directory(state: Path) -> None:
+    """Create the stack's state directory (databases, keys) with mode 0700; one made by an
+    older version, with a looser mode, is tightened."""
+    from services.kit.database import create_private_directory
+
+    create_private_directory(state)
+    state.chmod(0o700)
+
+
 def stack_file(config: StackConfig, endpoint: str) -> dict[str, Any]:
     services = {
         part.name: {
@@ -317,7 +328,7 @@ class Stack:
         if config.reset and config.state.exists():
             shutil.rmtree(config.state)
             say(f"reset: removed {config.state}")
-        config.state.mkdir(parents=True, exist_ok=True)
+        private_state_directory(config.state)
         started = time.perf_counter()
         self.endpoint = config.endpoint or config.url("aws")
         if config.endpoint is None:
@@ -336,6 +347,12 @@ class Stack:
             key_file.write_text(secrets.token_urlsafe(32))
             key_file.chmod(0o600)
         self.env = environment(config, self.endpoint, key_file.read_text().strip())
+        if not os.environ.get("ACCORD_ENV", "").strip():
+            # One line for the whole stack instead of one warning per service.
+            say(
+                f"! local mode (ACCORD_ENV is unset): a generated service key and signing key "
+                f"in {config.state}, SQLite, the embedded emulator; not for production"
+            )
         with patched_environ(self.env):
             from services.kit.aws import BusLocation
 
@@ -382,6 +399,9 @@ class Stack:
                 log_config=None,
                 access_log=False,
                 lifespan="on",
+                # Client addresses come from the peer; the auth service alone decides which
+                # proxies' X-Forwarded-For to believe (AUTH_TRUSTED_PROXIES).
+                proxy_headers=False,
             )
         )
         self._servers[name] = server

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -16,10 +17,10 @@ from pydantic import BaseModel
 from generated.auth import models as api
 from services.auth import handlers
 from services.auth.domain import (
-    ADMIN,
     Account,
     AccountDeactivatedError,
     AccountUnusableError,
+    CheckPasswordReset,
     ConfirmEmailVerification,
     ConfirmPasswordReset,
     DeactivateUser,
@@ -30,6 +31,7 @@ from services.auth.domain import (
     InvalidSingleUseTokenError,
     LogIn,
     LogOut,
+    NotPermittedError,
     RateLimitedError,
     RefreshTokens,
     RegisterUser,
@@ -65,10 +67,6 @@ def unauthenticated(detail: str, *, invalid_token: bool = False) -> ProblemError
     )
 
 
-def forbidden(detail: str) -> ProblemError:
-    return ProblemError(Problem.of(403, "forbidden", "Forbidden", detail))
-
-
 def _rate_limited(error: RateLimitedError) -> Problem:
     return Problem.of(
         429,
@@ -101,6 +99,7 @@ DOMAIN_PROBLEMS: Final[Mapping[type[Exception], ProblemFor]] = {
         409, "email-already-verified", "Email already verified", e.detail
     ),
     UserNotFoundError: lambda e: Problem.of(404, "not-found", "Not found", e.detail),
+    NotPermittedError: lambda e: Problem.of(403, "forbidden", "Forbidden", e.detail),
     AccountUnusableError: lambda e: Problem.of(
         401, "unauthenticated", "Unauthenticated", e.detail, headers=_challenge("invalid_token")
     ),
@@ -112,11 +111,18 @@ UserIdPath = Annotated[uuid.UUID, Path(alias="userId")]
 
 
 class Security:
-    """The contract's security schemes: `bearerAuth` (our JWTs) and `serviceApiKey`."""
+    """The contract's security schemes: `bearerAuth` (our JWTs) and `serviceApiKey`.
 
-    def __init__(self, verifier: TokenVerifier, service_api_key: str) -> None:
+    A token proves who the caller is; what the caller may do is read from the database at
+    request time (`handlers.authorize`), so a demotion or a deactivation takes effect at once.
+    """
+
+    def __init__(
+        self, verifier: TokenVerifier, service_api_key: str, deps: handlers.Dependencies
+    ) -> None:
         self._verifier = verifier
         self._service_api_key = service_api_key.encode("utf-8")
+        self._deps = deps
 
     async def bearer(self, request: Request) -> AccessTokenClaims:
         """Any authenticated user (`security: [{bearerAuth: []}]`)."""
@@ -139,17 +145,16 @@ class Security:
         return claims
 
     async def admin_or_owner(self, request: Request, user_id: UserIdPath) -> AccessTokenClaims:
-        """`bearerAuth: [admin]` with `x-owner-parameter: userId`."""
+        """`bearerAuth: [admin]` with `x-owner-parameter: userId`: an active admin, or the
+        account's active owner."""
         claims = await self.bearer(request)
-        if ADMIN not in claims.roles and claims.subject != str(user_id):
-            raise forbidden("This operation requires the admin role or the account's owner.")
+        await handlers.authorize(uuid.UUID(claims.subject), self._deps, owner_of=user_id)
         return claims
 
     async def admin(self, request: Request) -> AccessTokenClaims:
-        """`bearerAuth: [admin]`."""
+        """`bearerAuth: [admin]`: an account that is active and holds `admin` now."""
         claims = await self.bearer(request)
-        if ADMIN not in claims.roles:
-            raise forbidden("This operation requires the admin role.")
+        await handlers.authorize(uuid.UUID(claims.subject), self._deps)
         return claims
 
     async def admin_or_service(self, request: Request) -> None:
@@ -167,8 +172,36 @@ class Security:
         return hmac.compare_digest(presented.encode("utf-8"), self._service_api_key)
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client is not None else "unknown"
+class ClientAddresses:
+    """The address a request comes from, as rate limits see it: the connection's peer, unless
+    the peer is a trusted proxy, in which case `X-Forwarded-For` is read from the right up to
+    the first address that is not a trusted proxy (what a client sends itself is ignored)."""
+
+    def __init__(self, trusted_proxies: Sequence[IPv4Network | IPv6Network] = ()) -> None:
+        self._trusted = tuple(trusted_proxies)
+
+    def _trusted_address(self, address: str) -> bool:
+        try:
+            parsed = ip_address(address)
+        except ValueError:
+            return False
+        return any(parsed in network for network in self._trusted)
+
+    def __call__(self, request: Request) -> str:
+        peer = request.client.host if request.client is not None else "unknown"
+        if not self._trusted or not self._trusted_address(peer):
+            return peer
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        client = peer
+        for hop in reversed(hops):
+            try:
+                client = str(ip_address(hop))
+            except ValueError:
+                return client  # garbage from beyond our proxies: stop at the last good hop
+            if not self._trusted_address(client):
+                return client
+        return client
 
 
 def model_response(model: BaseModel, status_code: int = 200) -> Response:
@@ -205,16 +238,17 @@ def _user_roles(user_id: uuid.UUID, roles: frozenset[str]) -> api.UserRoles:
 def build_router(
     deps: handlers.Dependencies,
     security: Security,
-    jwks: Mapping[str, Any],
+    jwks: Callable[[], Mapping[str, Any]],
     ready: Callable[[], Awaitable[bool]],
+    client_address: ClientAddresses | None = None,
 ) -> APIRouter:
     """The routes of the contract, bound to the handlers' dependencies."""
     router = APIRouter()
+    client_address = client_address or ClientAddresses()
     # Credentials are checked as dependencies, so before the request body is validated.
     admin = Depends(security.admin)
     admin_or_owner = Depends(security.admin_or_owner)
     admin_or_service = Depends(security.admin_or_service)
-    key_set = api.JWKS.model_validate(jwks).model_dump(mode="json", exclude_none=True)
 
     @router.post(f"{PREFIX}/register", status_code=201)
     async def register_user(request: Request, body: api.RegisterRequest) -> Response:
@@ -266,6 +300,11 @@ def build_router(
         await handlers.confirm_password_reset(command, deps)
         return Response(status_code=204)
 
+    @router.post(f"{PREFIX}/password-reset/check", status_code=204)
+    async def check_password_reset(body: api.CheckPasswordResetRequest) -> Response:
+        await handlers.check_password_reset(CheckPasswordReset(body.token), deps)
+        return Response(status_code=204)
+
     @router.post(
         f"{PREFIX}/users/{{userId}}/deactivate", status_code=204, dependencies=[admin_or_owner]
     )
@@ -289,6 +328,8 @@ def build_router(
 
     @router.get("/.well-known/jwks.json")
     async def get_jwks() -> JSONResponse:
+        # Read for each request: a key rotation changes the set (`services/auth/keyring.py`).
+        key_set = api.JWKS.model_validate(jwks()).model_dump(mode="json", exclude_none=True)
         return JSONResponse(key_set, headers={"Cache-Control": JWKS_CACHE_CONTROL})
 
     @router.get("/health/live")

@@ -3,37 +3,47 @@ parts meet. Tests and the harness pass their own `Adapters`; `None` builds the r
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import FastAPI
 
 from services.auth import api, handlers
+from services.auth.keyring import PublishedKeySource, SigningKeys, signing_keys
 from services.auth.passwords import Argon2PasswordHasher
 from services.auth.ports import PasswordHasher, RateLimiter
-from services.auth.ratelimit import InMemoryRateLimiter, limits_from_settings
+from services.auth.ratelimit import (
+    InFlightLimiter,
+    SqlRateLimiter,
+    in_flight_caps_from_settings,
+    limits_from_settings,
+)
+from services.auth.retention import retention_rules
 from services.auth.settings import Settings
-from services.auth.storage import SqlAuthStore, outbox
+from services.auth.storage import SqlAuthStore, outbox, rate_limit_events
 from services.kit.aws import BusLocation
 from services.kit.bus import EventPublisher
 from services.kit.http import (
+    BodyLimitMiddleware,
     TraceparentMiddleware,
     database_unavailable_problems,
     install_problem_handlers,
 )
 from services.kit.memory import InMemoryBroker, InMemoryEventPublisher
 from services.kit.outbox import OutboxRelay, RelayOptions
+from services.kit.retention import RetentionTask, prune
+from services.kit.settings import warn_of_local_defaults
 from services.kit.sns import SnsEventPublisher
 from services.kit.tokens import (
     SigningKey,
-    StaticKeySource,
     TokenIssuer,
     TokenVerifier,
     jwks,
-    load_or_create_signing_key,
 )
 
 log = logging.getLogger("accord.auth")
@@ -55,19 +65,21 @@ class Adapters:
     publisher: EventPublisher
     passwords: PasswordHasher
     limiter: RateLimiter
-    signing_key: SigningKey
+    # `AUTH_SIGNING_KEY`, or the key ring (`services/auth/keyring.py`).
+    signing_keys: SigningKeys
     clock: Callable[[], datetime] = now_utc
     # Closes what the adapters opened (the SNS client, the hashing threads), at shutdown.
     close: Callable[[], Awaitable[None]] = field(default=_nothing)
 
+    @property
+    def signing_key(self) -> SigningKey:
+        """The key that signs access tokens now."""
+        return self.signing_keys.current()
+
 
 def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_utc) -> Adapters:
     """The real adapters: the configured database, SNS (or the in-memory bus), Argon2id."""
-    key = (
-        SigningKey.from_pem(settings.signing_key.get_secret_value())
-        if settings.signing_key is not None
-        else load_or_create_signing_key(settings.signing_key_path)
-    )
+    keys = signing_keys(settings, clock=clock)
     publisher, close_publisher = event_publisher(settings)
     passwords = Argon2PasswordHasher.from_settings(settings)
 
@@ -75,12 +87,19 @@ def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_ut
         passwords.close()
         await close_publisher()
 
+    store = SqlAuthStore(settings.database_url, clock=clock)
     return Adapters(
-        store=SqlAuthStore(settings.database_url, clock=clock),
+        store=store,
         publisher=publisher,
         passwords=passwords,
-        limiter=InMemoryRateLimiter(limits_from_settings(settings)),
-        signing_key=key,
+        limiter=SqlRateLimiter(
+            store.sessions,
+            rate_limit_events,
+            limits_from_settings(settings),
+            dialect=store.engine.dialect.name,
+            clock=clock,
+        ),
+        signing_keys=keys,
         clock=clock,
         close=close,
     )
@@ -102,6 +121,32 @@ def event_publisher(settings: Settings) -> tuple[EventPublisher, Callable[[], Aw
     return SnsEventPublisher(client, settings.event_topic), close
 
 
+class BackgroundTasks:
+    """`BackgroundWork` on the event loop: each piece of work runs after the answer has gone;
+    a failure is logged, and shutdown waits for what is still running."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work %s failed", task.get_name(), exc_info=task.exception())
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for the work in progress (at most `timeout` seconds, then cancel it)."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+
+
 def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastAPI:
     """The auth service as an ASGI application; clients open and close in its lifespan."""
     parts = adapters if adapters is not None else build_adapters(settings)
@@ -119,17 +164,26 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         name="auth-outbox-relay",
     )
     store.after_commit = relay.notify
+    rules = retention_rules(settings)
+    retention = RetentionTask(
+        lambda: prune(store.sessions, rules, now=parts.clock()),
+        interval=settings.prune_interval_seconds,
+        name="auth-retention",
+    )
+    background = BackgroundTasks()
     deps = handlers.Dependencies(
         unit_of_work=store.unit_of_work,
         passwords=parts.passwords,
         access_tokens=TokenIssuer(
-            parts.signing_key,
+            parts.signing_keys.current,
             issuer=settings.issuer,
             audience=settings.audience,
             ttl=timedelta(seconds=settings.access_token_ttl_seconds),
             clock=parts.clock,
         ),
         limiter=parts.limiter,
+        in_flight=InFlightLimiter(in_flight_caps_from_settings(settings)),
+        background=background,
         clock=parts.clock,
         lifetimes=handlers.TokenLifetimes(
             refresh=timedelta(seconds=settings.refresh_token_ttl_seconds),
@@ -137,26 +191,35 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
             reset=timedelta(seconds=settings.reset_token_ttl_seconds),
         ),
     )
-    key_set = jwks(parts.signing_key)
+
+    def key_set() -> dict[str, list[dict[str, str]]]:
+        return jwks(*parts.signing_keys.published())
+
     security = api.Security(
         TokenVerifier(
-            StaticKeySource(key_set),
+            PublishedKeySource(parts.signing_keys),
             issuer=settings.issuer,
             audience=settings.audience,
+            max_lifetime=timedelta(seconds=settings.access_token_ttl_seconds),
             clock=parts.clock,
         ),
         settings.service_api_key.get_secret_value(),
+        deps,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warn_of_local_defaults(settings, "auth", settings.local_defaults, log)
         if settings.migrate_on_start:
             await store.migrate()
         await relay.start()
+        await retention.start()
         log.info("auth service ready (signing key %s)", parts.signing_key.kid)
         try:
             yield
         finally:
+            await retention.stop()
+            await background.drain()
             await relay.stop()
             await store.dispose()
             await parts.close()
@@ -170,10 +233,22 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         redoc_url=None,
     )
     app.add_middleware(TraceparentMiddleware)
+    # Outermost, so that nothing reads a body before its size is checked.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
     install_problem_handlers(
         app, {**api.DOMAIN_PROBLEMS, **database_unavailable_problems(api.RETRY_AFTER_SECONDS)}
     )
-    app.include_router(api.build_router(deps, security, key_set, store.ping))
+    app.include_router(
+        api.build_router(
+            deps,
+            security,
+            key_set,
+            store.ping,
+            api.ClientAddresses(settings.trusted_proxy_networks),
+        )
+    )
     app.state.relay = relay
+    app.state.retention = retention
     app.state.adapters = parts
+    app.state.background = background
     return app

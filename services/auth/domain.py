@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import string
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,9 +30,24 @@ class TokenPurpose(StrEnum):
     PASSWORD_RESET = "password-reset"  # noqa: S105 (a purpose, not a secret)
 
 
+_ASCII_LOWER: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def email_key(email: str) -> str:
-    """The form in which emails are compared: accounts are unique case-insensitively."""
-    return email.strip().casefold()
+    """The form in which emails are compared, and accounts are unique: NFC-normalised, the
+    domain in lower case, and only the ASCII letters of the local part in lower case.
+
+    `Ada@Example.COM` is `ada@example.com`, but `straße@x` is not `strasse@x`: full Unicode
+    case folding would merge addresses that mail servers deliver to different people, so one
+    person could register an account that answers to another's reset emails. The rule is
+    idempotent (`email_key(email_key(e)) == email_key(e)`).
+    """
+    normalised = unicodedata.normalize("NFC", email.strip())
+    local, at, domain = normalised.rpartition("@")
+    if not at:  # not an address; still compared by the same rule
+        return normalised.translate(_ASCII_LOWER)
+    domain = unicodedata.normalize("NFC", domain.lower())
+    return f"{local.translate(_ASCII_LOWER)}@{domain}"
 
 
 @dataclass(frozen=True)
@@ -146,9 +163,15 @@ class EmailAlreadyVerifiedError(AuthError):
 
 
 class UserNotFoundError(AuthError):
-    def __init__(self, user_id: uuid.UUID) -> None:
-        super().__init__(f"No user has the id {user_id}.")
+    def __init__(self, user_id: uuid.UUID, *, active: bool = False) -> None:
+        super().__init__(f"No {'active ' if active else ''}user has the id {user_id}.")
         self.user_id = user_id
+
+
+class NotPermittedError(AuthError):
+    """The caller's account, as it is now, may not do this."""
+
+    detail = "This operation requires the admin role."
 
 
 class AccountUnusableError(AuthError):
@@ -249,6 +272,11 @@ class RequestPasswordReset:
 class ConfirmPasswordReset:
     token: str
     new_password: str
+
+
+@dataclass(frozen=True)
+class CheckPasswordReset:
+    token: str
 
 
 @dataclass(frozen=True)

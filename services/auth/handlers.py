@@ -3,17 +3,22 @@ code runs against SQLite, PostgreSQL or fakes.
 
 Passwords are hashed outside any transaction (a hash takes tens of milliseconds and must not
 hold a database connection); every change and the events it causes commit together.
+
+Whatever the answer reveals, its timing does not: a login for an unknown email hashes like a
+wrong password, a registration hashes before the unique index says whether the email is
+taken, and a reset request is counted and answered before its work is done in the background.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
 from services.auth.domain import (
+    ADMIN,
     REFRESH_TOKEN_PREFIX,
     RESET_TOKEN_PREFIX,
     USER,
@@ -22,19 +27,19 @@ from services.auth.domain import (
     AccountDeactivatedError,
     AccountStatus,
     AccountUnusableError,
+    CheckPasswordReset,
     ConfirmEmailVerification,
     ConfirmPasswordReset,
     DeactivateUser,
     EmailAlreadyVerifiedError,
-    EmailTakenError,
     EmailVerificationRequested,
     InvalidCredentialsError,
     InvalidRefreshTokenError,
     InvalidSingleUseTokenError,
     LogIn,
     LogOut,
+    NotPermittedError,
     PasswordResetRequested,
-    RateLimitedError,
     RefreshTokenRecord,
     RefreshTokens,
     RegisterUser,
@@ -53,6 +58,8 @@ from services.auth.domain import (
 )
 from services.auth.ports import (
     AccessTokenIssuer,
+    BackgroundWork,
+    InFlightLimiter,
     PasswordHasher,
     RateLimiter,
     UnitOfWork,
@@ -60,12 +67,15 @@ from services.auth.ports import (
 )
 
 # The rate limits the handlers apply, by name (the limiter adapter knows their sizes).
-LOGIN_FAILURES_PER_ACCOUNT: Final = "login-failures-per-account"
+LOGIN_FAILURES_PER_ACCOUNT_ADDRESS: Final = "login-failures-per-account-address"
 LOGIN_FAILURES_PER_ADDRESS: Final = "login-failures-per-address"
 REGISTRATIONS_PER_ADDRESS: Final = "registrations-per-address"
 RESET_REQUESTS_PER_EMAIL: Final = "reset-requests-per-email"
 RESET_REQUESTS_PER_ADDRESS: Final = "reset-requests-per-address"
 VERIFICATION_REQUESTS_PER_ACCOUNT: Final = "verification-requests-per-account"
+# The caps on password hashes in progress at once, by name.
+HASHES_IN_FLIGHT_PER_ACCOUNT: Final = "hashes-in-flight-per-account"
+HASHES_IN_FLIGHT_PER_ADDRESS: Final = "hashes-in-flight-per-address"
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,8 @@ class Dependencies:
     passwords: PasswordHasher
     access_tokens: AccessTokenIssuer
     limiter: RateLimiter
+    in_flight: InFlightLimiter
+    background: BackgroundWork
     clock: Callable[[], datetime]
     lifetimes: TokenLifetimes
 
@@ -93,12 +105,11 @@ class Dependencies:
 
 
 async def register_user(command: RegisterUser, deps: Dependencies) -> SessionTokens:
-    """Create an account with the `user` role and log it in; publish `user.created`."""
-    _consume(deps, [(REGISTRATIONS_PER_ADDRESS, command.client)])
-    async with deps.unit_of_work() as uow:
-        taken = await uow.accounts.by_email(email_key(command.email)) is not None
-    if taken:  # checked first only to spare the hash; the unique index decides
-        raise EmailTakenError
+    """Create an account with the `user` role and log it in; publish `user.created`.
+
+    The password is hashed whether or not the email is taken (the unique index decides), so
+    that a taken email is not answered faster than a free one."""
+    await deps.limiter.take([(REGISTRATIONS_PER_ADDRESS, command.client)])
     password_hash = await deps.passwords.hash(command.password)
     now = deps.clock()
     account = Account(
@@ -121,24 +132,33 @@ async def register_user(command: RegisterUser, deps: Dependencies) -> SessionTok
 async def log_in(command: LogIn, deps: Dependencies) -> SessionTokens:
     """Check the password and start a new refresh-token family.
 
-    Failures count against the account and the client address; past either limit every
-    attempt is refused with 429, right password or not, until the window has moved on.
+    An attempt counts against (account, address) and against the address before the password
+    is hashed, and is refunded if it succeeds; past either limit every attempt is refused with
+    429 without hashing, right password or not, until the window has moved on. One account and
+    one address may have only a few hashes running at once: more is answered 429 at once.
     """
     key = email_key(command.email)
-    limits = [(LOGIN_FAILURES_PER_ACCOUNT, key), (LOGIN_FAILURES_PER_ADDRESS, command.client)]
-    _check(deps, limits)
-    async with deps.unit_of_work() as uow:
-        account = await uow.accounts.by_email(key)
-    if account is None:
-        await deps.passwords.verify_nothing(command.password)
-        _hit(deps, limits)
-        raise InvalidCredentialsError
-    if not await deps.passwords.verify(account.password_hash, command.password):
-        _hit(deps, limits)
-        raise InvalidCredentialsError
+    pair = f"{key} {command.client}"
+    counted = [
+        (LOGIN_FAILURES_PER_ACCOUNT_ADDRESS, pair),
+        (LOGIN_FAILURES_PER_ADDRESS, command.client),
+    ]
+    slots = [(HASHES_IN_FLIGHT_PER_ACCOUNT, key), (HASHES_IN_FLIGHT_PER_ADDRESS, command.client)]
+    with deps.in_flight.hold(slots):
+        receipts = await deps.limiter.take(counted)
+        async with deps.unit_of_work() as uow:
+            account = await uow.accounts.by_email(key)
+        if account is None:
+            await deps.passwords.verify_nothing(command.password)
+            raise InvalidCredentialsError
+        if not await deps.passwords.verify(account.password_hash, command.password):
+            raise InvalidCredentialsError
+    # The right password: this attempt does not count, and the owner's earlier failures from
+    # this address are forgiven (a guesser's never are: they never get here).
+    await deps.limiter.refund(receipts)
+    await deps.limiter.reset(LOGIN_FAILURES_PER_ACCOUNT_ADDRESS, pair)
     if not account.active:  # said only to someone who knows the password
         raise AccountDeactivatedError
-    deps.limiter.reset(LOGIN_FAILURES_PER_ACCOUNT, key)
     rehashed = None
     if deps.passwords.needs_rehash(account.password_hash):
         rehashed = await deps.passwords.hash(command.password)
@@ -232,11 +252,12 @@ async def request_email_verification(command: RequestEmailVerification, deps: De
     """Issue a verification token and publish `user.email.verification.requested`."""
     async with deps.unit_of_work() as uow:
         account = await uow.accounts.get(command.user_id)
-        if account is None or not account.active:
-            raise AccountUnusableError
-        if account.email_verified:
-            raise EmailAlreadyVerifiedError
-        _consume(deps, [(VERIFICATION_REQUESTS_PER_ACCOUNT, str(account.id))])
+    if account is None or not account.active:
+        raise AccountUnusableError
+    if account.email_verified:
+        raise EmailAlreadyVerifiedError
+    await deps.limiter.take([(VERIFICATION_REQUESTS_PER_ACCOUNT, str(account.id))])
+    async with deps.unit_of_work() as uow:
         now = deps.clock()
         token = new_secret(VERIFICATION_TOKEN_PREFIX)
         expires_at = now + deps.lifetimes.verification
@@ -269,9 +290,17 @@ async def confirm_email_verification(command: ConfirmEmailVerification, deps: De
 
 
 async def request_password_reset(command: RequestPasswordReset, deps: Dependencies) -> None:
-    """Issue a reset token if an active account has this email; the caller is told nothing."""
+    """Count the request, then issue a reset token in the background if an active account has
+    this email. The caller is told nothing, and is answered before the look-up, so the answer
+    takes as long for a known email as for an unknown one."""
     key = email_key(command.email)
-    _consume(deps, [(RESET_REQUESTS_PER_ADDRESS, command.client), (RESET_REQUESTS_PER_EMAIL, key)])
+    await deps.limiter.take(
+        [(RESET_REQUESTS_PER_ADDRESS, command.client), (RESET_REQUESTS_PER_EMAIL, key)]
+    )
+    deps.background(_issue_password_reset(key, deps), name="password-reset")
+
+
+async def _issue_password_reset(key: str, deps: Dependencies) -> None:
     async with deps.unit_of_work() as uow:
         account = await uow.accounts.by_email(key)
         if account is None or not account.active:
@@ -311,7 +340,37 @@ async def confirm_password_reset(command: ConfirmPasswordReset, deps: Dependenci
         await uow.commit()
 
 
+async def check_password_reset(command: CheckPasswordReset, deps: Dependencies) -> None:
+    """Refuse a reset token that `confirm_password_reset` would refuse now; spend nothing."""
+    async with deps.unit_of_work() as uow:
+        user_id = await uow.single_use_tokens.usable(
+            token_hash(command.token), TokenPurpose.PASSWORD_RESET, deps.clock()
+        )
+        account = None if user_id is None else await uow.accounts.get(user_id)
+    if account is None or not account.active:
+        raise InvalidSingleUseTokenError
+
+
 # --- administration -----------------------------------------------------------------------
+
+
+async def authorize(
+    caller_id: uuid.UUID, deps: Dependencies, *, owner_of: uuid.UUID | None = None
+) -> Account:
+    """The caller's account if it may act as an admin now, or as the owner of `owner_of`.
+
+    Decided from the database at request time, never from the token's claims: a demoted or
+    deactivated admin loses admin power with their next request, not when the token expires.
+    """
+    async with deps.unit_of_work() as uow:
+        caller = await uow.accounts.get(caller_id)
+    if caller is None or not caller.active:
+        raise AccountUnusableError
+    if ADMIN in caller.roles or caller.id == owner_of:
+        return caller
+    if owner_of is None:
+        raise NotPermittedError("This operation requires the admin role.")
+    raise NotPermittedError("This operation requires the admin role or the account's owner.")
 
 
 async def deactivate_user(command: DeactivateUser, deps: Dependencies) -> None:
@@ -331,41 +390,20 @@ async def deactivate_user(command: DeactivateUser, deps: Dependencies) -> None:
 
 
 async def get_user_roles(user_id: uuid.UUID, deps: Dependencies) -> frozenset[str]:
-    """The user's current roles (a deactivated user's too)."""
+    """The roles of an active user. A deactivated account holds no role: it is answered as
+    not found, so no service that confirms a role with us grants it anything."""
     async with deps.unit_of_work() as uow:
         account = await uow.accounts.get(user_id)
-    if account is None:
-        raise UserNotFoundError(user_id)
+    if account is None or not account.active:
+        raise UserNotFoundError(user_id, active=True)
     return account.roles
 
 
 async def set_user_roles(command: SetUserRoles, deps: Dependencies) -> frozenset[str]:
-    """Replace the user's roles; tokens already issued keep theirs until they expire."""
+    """Replace the user's roles. Every decision of this service reads them at request time;
+    a token's `roles` claim keeps the old ones until it expires."""
     async with deps.unit_of_work() as uow:
         if not await uow.accounts.set_roles(command.user_id, command.roles):
             raise UserNotFoundError(command.user_id)
         await uow.commit()
     return command.roles
-
-
-# --- rate limits --------------------------------------------------------------------------
-
-Limits = Sequence[tuple[str, str]]
-
-
-def _check(deps: Dependencies, limits: Limits) -> None:
-    waits = [deps.limiter.retry_after(limit, subject) for limit, subject in limits]
-    blocked = [wait for wait in waits if wait is not None]
-    if blocked:
-        raise RateLimitedError(max(blocked))
-
-
-def _hit(deps: Dependencies, limits: Limits) -> None:
-    for limit, subject in limits:
-        deps.limiter.hit(limit, subject)
-
-
-def _consume(deps: Dependencies, limits: Limits) -> None:
-    """Count an attempt that every request makes, refusing it past a limit."""
-    _check(deps, limits)
-    _hit(deps, limits)

@@ -1,14 +1,15 @@
 """What the auth handlers need from the outside world, named by role. Adapters implement
-these: `storage` (SQL), `passwords` (Argon2id), `ratelimit` (in memory), the kit's JWT
-issuer."""
+these: `storage` (SQL), `passwords` (Argon2id), `ratelimit` (SQL, and in-process caps), the
+kit's JWT issuer, the app's background tasks."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from services.auth.domain import (
     Account,
@@ -152,12 +153,29 @@ class AccessTokenIssuer(Protocol):
 
 
 class RateLimiter(Protocol):
-    """Counts attempts per (limit, subject) in a sliding window."""
+    """Counts attempts per (limit, subject) in a sliding window, shared by every replica."""
 
-    def retry_after(self, limit: str, subject: str) -> float | None:
-        """Seconds until one more attempt is allowed, or None if it is allowed now."""
+    async def take(self, attempts: Sequence[tuple[str, str]]) -> Sequence[int]:
+        """Count one attempt against each (limit, subject), all or none: `RateLimitedError`
+        with the longest wait if any is at its limit. Receipts for `refund`."""
         ...
 
-    def hit(self, limit: str, subject: str) -> None: ...
+    async def refund(self, receipts: Sequence[int]) -> None:
+        """Take back attempts that turned out not to count (a successful login)."""
+        ...
 
-    def reset(self, limit: str, subject: str) -> None: ...
+    async def reset(self, limit: str, subject: str) -> None: ...
+
+
+class InFlightLimiter(Protocol):
+    """Caps the work one subject may have in progress at once."""
+
+    def hold(self, slots: Sequence[tuple[str, str]]) -> AbstractContextManager[None]:
+        """One slot of each (cap, subject) for a block, or `RateLimitedError` at once."""
+        ...
+
+
+class BackgroundWork(Protocol):
+    """Runs work after the answer has gone, so that how long it takes says nothing."""
+
+    def __call__(self, work: Coroutine[Any, Any, None], *, name: str) -> None: ...

@@ -10,7 +10,7 @@ from services.auth.storage import SqlAuthStore
 
 
 async def grant_role(database_url: str, email: str, role: str) -> None:
-    """Add `role` to the account with `email` (compared case-insensitively); the database is
+    """Add `role` to the account with `email` (compared as `email_key` says); the database is
     migrated first, so this works before the service has ever started."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; the roles are {', '.join(sorted(ROLES))}")

@@ -1,14 +1,16 @@
 """The auth service's settings, from `AUTH_*` environment variables (and `ACCORD_ENV`).
 
 Local mode (`ACCORD_ENV` unset or `local`) runs with no configuration at all: SQLite under
-`.accord/`, a signing key generated once and kept in `.accord/`, a placeholder service key.
-Anywhere else a placeholder service key or a missing signing key is refused at start-up, and
+`.accord/`, a signing key generated once and kept in `.accord/`, a placeholder service key
+(with a warning at start-up when `ACCORD_ENV` is unset). Anywhere else a weak service key
+(`services.kit.settings.secret_weakness`) or a missing signing key is refused at start-up, and
 every error names the environment variable to fix.
 """
 
 from __future__ import annotations
 
 import os
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Self
 
@@ -16,19 +18,16 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.kit.database import async_url
+from services.kit.settings import PLACEHOLDER_SECRETS, load, require_strong_secret
 from services.kit.settings import SettingsError as SettingsError
-from services.kit.settings import load
 from services.kit.tokens import SigningKey
 
 ENV_PREFIX = "AUTH_"
 LOCAL_ENVIRONMENTS = frozenset({"", "local"})
-PLACEHOLDER_SECRETS = frozenset(
-    {"changethis", "change-me", "changeme", "secret", "password", "placeholder", "dev", "test"}
-)
-MIN_SERVICE_KEY_LENGTH = 16
 
 Seconds = Annotated[int, Field(ge=1)]
 Count = Annotated[int, Field(ge=1)]
+Days = Annotated[int, Field(ge=1)]
 
 
 class Settings(BaseSettings):
@@ -47,10 +46,18 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///.accord/auth.db"
     migrate_on_start: bool = True
 
-    # Tokens. `signing_key` is an unencrypted PKCS#8 PEM Ed25519 private key; without one,
-    # local mode generates a key once and keeps it at `signing_key_path`.
+    # Tokens. `signing_key` is an unencrypted PKCS#8 PEM Ed25519 private key that signs for
+    # ever. Without one, the keys are a key ring in `signing_key_dir` (default: `auth-keys`
+    # next to `signing_key_path`, so `.accord/auth-keys`) that `accord keys rotate` adds to
+    # (`services/auth/keyring.py`). Local mode creates the ring, importing the single key that
+    # earlier versions kept at `signing_key_path`, or generating one; elsewhere the ring must
+    # hold a key already. A rotated key is published `signing_key_publish_ahead_seconds` before
+    # it signs: keep that above the verifiers' JWKS refetch interval (USER_JWKS_REFETCH_SECONDS,
+    # 30 s) plus a second, and above the max-age of any HTTP cache in front of the JWKS.
     signing_key: SecretStr | None = None
     signing_key_path: Path = Path(".accord/auth-signing-key.pem")
+    signing_key_dir: Path | None = None
+    signing_key_publish_ahead_seconds: Annotated[int, Field(ge=0)] = 60
     issuer: str = "http://127.0.0.1:3001"
     audience: str = "accord"
     access_token_ttl_seconds: Seconds = 900
@@ -70,9 +77,16 @@ class Settings(BaseSettings):
     password_hash_concurrency: Count | None = None
     password_hash_nice: Annotated[int, Field(ge=0, le=19)] = 10
 
-    # Rate limits: at most N in a sliding window of W seconds.
-    login_failures_per_account: Count = 5
+    # Rate limits: at most N in a sliding window of W seconds, kept in the service's database
+    # so that they hold across replicas. A login attempt counts before its password is hashed
+    # and is refunded when it succeeds. Failures count per (account, address), so that a
+    # stranger's guesses cannot lock the owner out from elsewhere, and per address.
+    login_failures_per_account_address: Count = 5
     login_failures_per_address: Count = 30
+    # Password hashes one account, or one address, may have running at once in one process;
+    # past that a login is answered 429 at once, without hashing.
+    login_hashes_in_flight_per_account: Count = 2
+    login_hashes_in_flight_per_address: Count = 4
     login_failure_window_seconds: Seconds = 900
     registrations_per_address: Count = 20
     registration_window_seconds: Seconds = 3600
@@ -82,15 +96,47 @@ class Settings(BaseSettings):
     verification_requests_per_account: Count = 5
     verification_request_window_seconds: Seconds = 3600
 
+    # The client address that rate limits count against is the connection's peer. Only when
+    # the peer is one of these proxies (comma-separated addresses or CIDR networks; none by
+    # default) is `X-Forwarded-For` believed, from the right, up to the first address that is
+    # not a trusted proxy.
+    trusted_proxies: str = ""
+
     # Events: the SNS topic (the AsyncAPI channel `userEvents`) and the outbox relay.
     event_topic: str = "accord-user-events"
     outbox_poll_seconds: Annotated[float, Field(gt=0)] = 5.0
     outbox_backoff_base_seconds: Annotated[float, Field(gt=0)] = 1.0
     outbox_backoff_cap_seconds: Annotated[float, Field(gt=0)] = 300.0
 
+    # Retention (`services/auth/retention.py`, `accord prune`): published outbox rows, and
+    # single-use and refresh tokens that were used, revoked or expired, are deleted this many
+    # days later, by a pass every `prune_interval_seconds`.
+    outbox_retention_days: Days = 7
+    token_retention_days: Days = 7
+    prune_interval_seconds: Annotated[float, Field(gt=0)] = 3600.0
+
+    # Request bodies over this many bytes are refused with 413 before they are read.
+    max_request_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
+
     @property
     def local(self) -> bool:
         return self.environment.strip().lower() in LOCAL_ENVIRONMENTS
+
+    @property
+    def key_ring_directory(self) -> Path:
+        return self.signing_key_dir or self.signing_key_path.parent / "auth-keys"
+
+    @property
+    def local_defaults(self) -> list[str]:
+        """The local-mode defaults in use, for the start-up warning when `ACCORD_ENV` is unset."""
+        defaults = []
+        if self.service_api_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            defaults.append(f"a placeholder service key ({ENV_PREFIX}SERVICE_API_KEY)")
+        if self.signing_key is None:
+            defaults.append(
+                f"a signing key generated into {self.key_ring_directory} ({ENV_PREFIX}SIGNING_KEY)"
+            )
+        return defaults
 
     @field_validator("database_url")
     @classmethod
@@ -100,6 +146,16 @@ class Settings(BaseSettings):
         except Exception as error:
             raise ValueError(f"not a usable database URL: {error}") from None
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @field_validator("signing_key")
     @classmethod
@@ -112,21 +168,39 @@ class Settings(BaseSettings):
     def _production_ready(self) -> Self:
         if self.local:
             return self
-        key = self.service_api_key.get_secret_value()
         where = f"ACCORD_ENV={self.environment}"
-        if not key.strip():
-            raise ValueError(f"{ENV_PREFIX}SERVICE_API_KEY must be set ({where})")
-        if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < MIN_SERVICE_KEY_LENGTH:
+        require_strong_secret(
+            f"{ENV_PREFIX}SERVICE_API_KEY", self.service_api_key.get_secret_value(), where
+        )
+        if self.signing_key is None and self.signing_key_dir is None:
             raise ValueError(
-                f"{ENV_PREFIX}SERVICE_API_KEY is a placeholder or shorter than "
-                f"{MIN_SERVICE_KEY_LENGTH} characters; set a random secret ({where})"
-            )
-        if self.signing_key is None:
-            raise ValueError(
-                f"{ENV_PREFIX}SIGNING_KEY must be set to a PEM Ed25519 private key; keys are "
-                f"generated only in local mode ({where})"
+                f"{ENV_PREFIX}SIGNING_KEY must be set to a PEM Ed25519 private key, or "
+                f"{ENV_PREFIX}SIGNING_KEY_DIR to a key ring made with `accord keys rotate`; "
+                f"keys are generated only in local mode ({where})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _one_source_of_keys(self) -> Self:
+        if self.signing_key is not None and self.signing_key_dir is not None:
+            raise ValueError(
+                f"set {ENV_PREFIX}SIGNING_KEY (one key) or {ENV_PREFIX}SIGNING_KEY_DIR (a key "
+                "ring), not both"
+            )
+        return self
+
+
+def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated addresses or CIDR networks; a `ValueError` naming the bad entry."""
+    networks = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
 
 
 def load_settings() -> Settings:

@@ -20,6 +20,8 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    Index,
+    Integer,
     Row,
     String,
     Table,
@@ -57,7 +59,7 @@ accounts = Table(
     metadata,
     Column("id", Uuid(), primary_key=True),
     Column("email", String(254), nullable=False),
-    # The case-folded email: what uniqueness and look-ups use.
+    # `email_key(email)`: what uniqueness and look-ups use (the rule is in `domain.py`).
     Column("email_key", String(254), nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
     Column("email_verified", Boolean(), nullable=False),
@@ -98,6 +100,18 @@ single_use_tokens = Table(
 )
 
 outbox = outbox_table(metadata)
+
+# The rate limiters' sliding-window log, shared by every replica (`services/auth/ratelimit.py`).
+# `key` is a digest of the limit and its subject: no email or address is stored.
+rate_limit_events = Table(
+    "rate_limit_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("limit_name", String(64), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Index("ix_rate_limit_events_key_at", "key", "at"),
+)
 
 
 def _account(row: Row[Any]) -> Account:

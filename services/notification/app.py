@@ -22,10 +22,13 @@ from services.kit.aws import BusLocation
 from services.kit.bus import EventConsumer
 from services.kit.consumer import Backoff, ConsumerOptions
 from services.kit.http import (
+    BodyLimitMiddleware,
     TraceparentMiddleware,
     database_unavailable_problems,
     install_problem_handlers,
 )
+from services.kit.retention import RetentionTask
+from services.kit.settings import warn_of_local_defaults
 from services.kit.tokens import HttpJwksFetcher, JwksKeySource, TokenVerifier
 from services.notification import api, consumers, handlers
 from services.notification.mail import SmtpConfig, SmtpEmailSender
@@ -92,7 +95,12 @@ async def open_adapters(settings: Settings, bus: BusLocation) -> AsyncIterator[A
         keys = JwksKeySource(
             HttpJwksFetcher(client, settings.jwks_url, settings.jwks_timeout_seconds)
         )
-        tokens = TokenVerifier(keys, issuer=settings.issuer, audience=settings.audience)
+        tokens = TokenVerifier(
+            keys,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            max_lifetime=timedelta(seconds=settings.access_token_max_lifetime_seconds),
+        )
         roles: RoleDirectory | None = None
         if settings.auth_service_api_key is not None:
             roles = HttpRoleDirectory(
@@ -135,6 +143,7 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_of_local_defaults(settings, "notification", settings.local_defaults, log)
         async with contextlib.AsyncExitStack() as stack:
             if adapters is not None:
                 active = adapters
@@ -159,9 +168,20 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
                 sender=active.sender,
             )
             if active.consumer is not None:
-                consumers.subscribe(active.consumer, deps)
+                consumers.subscribe(active.consumer, deps, active.roles)
                 await active.consumer.start()
                 stack.push_async_callback(active.consumer.stop)
+            database = active.database
+            retention = RetentionTask(
+                lambda: database.prune(
+                    timedelta(days=settings.processed_event_retention_days), active.clock()
+                ),
+                interval=settings.prune_interval_seconds,
+                name="notification-retention",
+            )
+            await retention.start()
+            stack.push_async_callback(retention.stop)
+            app.state.retention = retention
             yield
 
     app = FastAPI(
@@ -173,6 +193,8 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         redoc_url=None,
     )
     app.add_middleware(TraceparentMiddleware)
+    # Outermost, so that nothing reads a body before its size is checked.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
     install_problem_handlers(app, database_unavailable_problems(api.RETRY_AFTER_SECONDS))
     app.include_router(api.router)
     return app

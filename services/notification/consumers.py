@@ -14,13 +14,16 @@ from services.kit.bus import Delivery, EventConsumer
 from services.kit.events import Event
 from services.notification import handlers
 from services.notification.domain import ForgetUser, NotificationType, SendNotification
+from services.notification.ports import RoleDirectory
 
 VERIFICATION_REQUESTED = "user.email.verification.requested"
 RESET_REQUESTED = "user.password.reset.requested"
 DEACTIVATED = "user.deactivated"
 
 
-def subscribe(consumer: EventConsumer, deps: handlers.Dependencies) -> None:
+def subscribe(
+    consumer: EventConsumer, deps: handlers.Dependencies, roles: RoleDirectory | None = None
+) -> None:
     """Attach the notification handlers to `consumer`."""
 
     async def on_verification_requested(event: Event, delivery: Delivery) -> None:
@@ -67,6 +70,8 @@ def subscribe(consumer: EventConsumer, deps: handlers.Dependencies) -> None:
             ),
             deps,
         )
+        if roles is not None:  # a deactivated admin is refused now, not when the cache expires
+            roles.evict(str(event.userId))
 
     consumer.subscribe(VERIFICATION_REQUESTED, on_verification_requested)
     consumer.subscribe(RESET_REQUESTED, on_reset_requested)

@@ -5,7 +5,8 @@ implement these: `storage` (SQL), `mail` (SMTP, recording), `rendering` (Jinja2)
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -118,6 +119,10 @@ class Database(Protocol):
         """Whether the database answers now."""
         ...
 
+    async def prune(self, processed_event_retention: timedelta, now: datetime) -> Mapping[str, int]:
+        """Delete the processed-event records older than the retention; how many, per table."""
+        ...
+
 
 class EmailSender(Protocol):
     """Hands emails to a mail server."""
@@ -151,4 +156,8 @@ class RoleDirectory(Protocol):
     async def roles(self, user_id: str) -> frozenset[str]:
         """The user's roles (none for an unknown user); `RolesUnavailableError` if they
         cannot be had now."""
+        ...
+
+    def evict(self, user_id: str) -> None:
+        """Drop any cached answer about the user, whose account has just changed."""
         ...

@@ -64,6 +64,9 @@ class HttpRoleDirectory:
             self._cache.popitem(last=False)
         return roles
 
+    def evict(self, user_id: str) -> None:
+        self._cache.pop(user_id, None)
+
     async def _fetch(self, user_id: str) -> frozenset[str]:
         url = f"{self._base_url}/api/v1/auth/users/{user_id}/roles"
         failure = "no attempt was made"
@@ -111,3 +114,6 @@ class StaticRoleDirectory:
         if not self.available:
             raise RolesUnavailableError("the role directory is unavailable")
         return self.users.get(user_id, frozenset())
+
+    def evict(self, user_id: str) -> None:
+        """Nothing is cached here."""

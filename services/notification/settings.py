@@ -4,9 +4,11 @@
 Local mode (`ACCORD_ENV` unset or `local`) runs with no configuration at all: SQLite under
 `.accord/`, an SMTP server on 127.0.0.1:1025 without TLS (the sink `accord up` starts), links to
 the auth service on 127.0.0.1:3001, and the `admin` role taken from the access token when no
-service credential for the auth service is configured. Anywhere else that credential is
-required, and SMTP credentials are never sent without TLS. Every error names the environment
-variable to fix.
+service credential for the auth service is configured (with a warning at start-up when
+`ACCORD_ENV` is unset). Anywhere else that credential is required and must be strong
+(`services.kit.settings.secret_weakness`), the JWKS and auth service URLs must be `https://`,
+and SMTP credentials are never sent without TLS. Every error names the environment variable
+to fix.
 """
 
 from __future__ import annotations
@@ -19,15 +21,15 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.kit.database import async_url
+from services.kit.retention import (
+    DEFAULT_PROCESSED_EVENT_RETENTION_DAYS,
+    check_processed_event_retention,
+)
 from services.kit.settings import SettingsError as SettingsError
-from services.kit.settings import load
+from services.kit.settings import load, require_https, require_strong_secret
 
 ENV_PREFIX = "NOTIFICATION_"
 LOCAL_ENVIRONMENTS = frozenset({"", "local"})
-PLACEHOLDER_SECRETS = frozenset(
-    {"changethis", "change-me", "changeme", "secret", "password", "placeholder", "dev", "test"}
-)
-MIN_SERVICE_KEY_LENGTH = 16
 
 Seconds = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
@@ -75,6 +77,9 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:3001"
     audience: str = "accord"
     jwks_timeout_seconds: Seconds = 2.0
+    # The longest lifetime (`exp - iat`) a token may claim: at least the auth service's
+    # AUTH_ACCESS_TOKEN_TTL_SECONDS (900 by default), or its own tokens are refused.
+    access_token_max_lifetime_seconds: Annotated[int, Field(ge=1)] = 900
 
     # The `admin` role is confirmed with the auth service (`getUserRoles`).
     auth_service_url: str = "http://127.0.0.1:3001"
@@ -91,9 +96,36 @@ class Settings(BaseSettings):
     retry_backoff_base_seconds: Annotated[float, Field(ge=0)] = 1.0
     retry_backoff_cap_seconds: Seconds = 300.0
 
+    # Retention (`accord prune`): processed-event records are deleted this many days after
+    # the event was handled, by a pass every `prune_interval_seconds`. The record is what makes
+    # a redelivered duplicate a no-op, and SQS may redeliver for up to 14 days (its maximum
+    # message retention; a dead letter can be redriven as long), so at least 15 are required.
+    processed_event_retention_days: int = DEFAULT_PROCESSED_EVENT_RETENTION_DAYS
+    prune_interval_seconds: Seconds = 3600.0
+
+    # Request bodies over this many bytes are refused with 413 before they are read.
+    max_request_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
+
     @property
     def local(self) -> bool:
         return self.environment.strip().lower() in LOCAL_ENVIRONMENTS
+
+    @property
+    def local_defaults(self) -> list[str]:
+        """The local-mode defaults in use, for the start-up warning when `ACCORD_ENV` is unset."""
+        defaults = []
+        if self.auth_service_api_key is None:
+            defaults.append(
+                f"no service key for the auth service, so the admin role is taken from the "
+                f"access token ({ENV_PREFIX}AUTH_SERVICE_API_KEY)"
+            )
+        if not self.jwks_url.startswith("https://"):
+            defaults.append(
+                f"keys fetched over plain HTTP from {self.jwks_url} ({ENV_PREFIX}JWKS_URL)"
+            )
+        if self.smtp_tls == "none":
+            defaults.append(f"SMTP without TLS ({ENV_PREFIX}SMTP_TLS)")
+        return defaults
 
     @field_validator("database_url")
     @classmethod
@@ -103,6 +135,11 @@ class Settings(BaseSettings):
         except Exception as error:
             raise ValueError(f"not a usable database URL: {error}") from None
         return value
+
+    @field_validator("processed_event_retention_days")
+    @classmethod
+    def _outlasts_redelivery(cls, value: int) -> int:
+        return check_processed_event_retention(value)
 
     @field_validator("link_base_url")
     @classmethod
@@ -162,12 +199,9 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}AUTH_SERVICE_API_KEY must be set: the admin role is confirmed "
                 f"with the auth service ({where})"
             )
-        secret = key.get_secret_value().strip()
-        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SERVICE_KEY_LENGTH:
-            raise ValueError(
-                f"{ENV_PREFIX}AUTH_SERVICE_API_KEY is a placeholder or shorter than "
-                f"{MIN_SERVICE_KEY_LENGTH} characters ({where})"
-            )
+        require_strong_secret(f"{ENV_PREFIX}AUTH_SERVICE_API_KEY", key.get_secret_value(), where)
+        require_https(f"{ENV_PREFIX}JWKS_URL", self.jwks_url, where)
+        require_https(f"{ENV_PREFIX}AUTH_SERVICE_URL", self.auth_service_url, where)
         return self
 
 

@@ -15,8 +15,10 @@ from fastapi import FastAPI
 from services.kit.aws import BusLocation
 from services.kit.bus import EventConsumer
 from services.kit.consumer import ConsumerOptions
-from services.kit.http import TraceparentMiddleware, install_problem_handlers
+from services.kit.http import BodyLimitMiddleware, TraceparentMiddleware, install_problem_handlers
 from services.kit.memory import InMemoryBroker, InMemoryEventConsumer
+from services.kit.retention import RetentionTask
+from services.kit.settings import warn_of_local_defaults
 from services.kit.sqs import QueueNotFoundError, SqsEventConsumer
 from services.kit.tokens import HttpJwksFetcher, JwksKeySource, TokenVerifier
 from services.kit.topology import QueueSpec
@@ -71,7 +73,13 @@ def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_ut
     return Adapters(
         store=SqlUserStore(settings.database_url),
         verifier=CachingTokenVerifier(
-            TokenVerifier(keys, issuer=settings.issuer, audience=settings.audience, clock=clock),
+            TokenVerifier(
+                keys,
+                issuer=settings.issuer,
+                audience=settings.audience,
+                max_lifetime=timedelta(seconds=settings.access_token_max_lifetime_seconds),
+                clock=clock,
+            ),
             clock=clock,
         ),
         roles=HttpRolesClient(
@@ -116,11 +124,19 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
     parts = adapters if adapters is not None else build_adapters(settings)
     store = parts.store
     deps = handlers.Dependencies(profiles=store.profiles, roles=parts.roles, clock=parts.clock)
-    consumers.subscribe(parts.consumer, consumers.event_handlers(store, parts.clock))
+    consumers.subscribe(
+        parts.consumer, consumers.event_handlers(store, parts.clock, roles=parts.roles)
+    )
     security = api.Security(parts.verifier, deps, settings.unavailable_retry_after_seconds)
+    retention = RetentionTask(
+        lambda: store.prune(timedelta(days=settings.processed_event_retention_days), parts.clock()),
+        interval=settings.prune_interval_seconds,
+        name="user-retention",
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warn_of_local_defaults(settings, "user", settings.local_defaults, log)
         try:
             if settings.migrate_on_start:
                 await store.migrate()
@@ -133,10 +149,12 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
             await parts.close()
             raise
         log.info("user service ready (queue %s)", settings.queue)
+        await retention.start()
         try:
             yield
         finally:
             try:
+                await retention.stop()
                 await parts.consumer.stop()
             finally:
                 await store.dispose()
@@ -151,6 +169,8 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         redoc_url=None,
     )
     app.add_middleware(TraceparentMiddleware)
+    # Outermost, so that nothing reads a body before its size is checked.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
     install_problem_handlers(
         app,
         api.domain_problems(
@@ -160,4 +180,5 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
     )
     app.include_router(api.build_router(deps, security, store.ping, parts.roles))
     app.state.adapters = parts
+    app.state.retention = retention
     return app

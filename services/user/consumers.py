@@ -20,6 +20,7 @@ from services.kit.events import Event
 from services.kit.idempotency import IdempotentHandler
 from services.user import handlers
 from services.user.domain import UserCreated, UserDeactivated
+from services.user.ports import RolesClient
 from services.user.storage import SqlUserStore, processed_events
 
 CONSUMER: Final = "user-service"
@@ -53,9 +54,11 @@ class OneAtATime:
 
 
 def event_handlers(
-    store: SqlUserStore, clock: Callable[[], datetime]
+    store: SqlUserStore, clock: Callable[[], datetime], roles: RolesClient | None = None
 ) -> Mapping[str, EventHandler]:
-    """The idempotent handler of each event type the user service receives."""
+    """The idempotent handler of each event type the user service receives. A deactivation
+    also drops the cached roles of the user, so that a deactivated admin is refused as soon as
+    the event arrives rather than when the cache expires."""
 
     async def on_user_created(event: Event, session: AsyncSession) -> None:
         if not isinstance(event, events.UserCreatedPayload):
@@ -68,6 +71,8 @@ def event_handlers(
             raise TypeError(f"expected user.deactivated, got {event.eventType}")
         deactivated = UserDeactivated(event.userId, event.sequence)
         await handlers.record_user_deactivated(deactivated, store.ledger(session), clock())
+        if roles is not None:
+            roles.evict(event.userId)
 
     handlers_by_type = {
         USER_CREATED: IdempotentHandler(

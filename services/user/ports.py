@@ -84,3 +84,7 @@ class RolesClient(Protocol):
     async def reachable(self) -> bool:
         """Whether the auth service answers at all (the readiness probe)."""
         ...
+
+    def evict(self, user_id: uuid.UUID) -> None:
+        """Drop any cached answer about the user, whose account has just changed."""
+        ...

@@ -78,6 +78,9 @@ class HttpRolesClient:
         # Shielded: a caller that goes away does not cancel the look-up the others wait for.
         return await asyncio.shield(task)
 
+    def evict(self, user_id: uuid.UUID) -> None:
+        self._cache.pop(user_id, None)
+
     def _settle(self, user_id: uuid.UUID, task: asyncio.Task[frozenset[str] | None]) -> None:
         self._in_flight.pop(user_id, None)
         if not task.cancelled() and task.exception() is None:
@@ -164,3 +167,6 @@ class InMemoryRolesClient:
 
     async def reachable(self) -> bool:
         return True
+
+    def evict(self, user_id: uuid.UUID) -> None:
+        """Nothing is cached here."""

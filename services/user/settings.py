@@ -2,8 +2,9 @@
 
 Local mode (`ACCORD_ENV` unset or `local`) runs with no configuration at all: SQLite under
 `.accord/`, the auth service on 127.0.0.1:3001 with its default issuer and audience, a
-placeholder service key. Anywhere else a placeholder service key is refused at start-up, and
-every error names the environment variable to fix.
+placeholder service key (with a warning at start-up when `ACCORD_ENV` is unset). Anywhere else
+a weak service key (`services.kit.settings.secret_weakness`) and an `http://` auth service or
+JWKS URL are refused at start-up, and every error names the environment variable to fix.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.kit.database import async_url
+from services.kit.retention import (
+    DEFAULT_PROCESSED_EVENT_RETENTION_DAYS,
+    check_processed_event_retention,
+)
+from services.kit.settings import PLACEHOLDER_SECRETS, load, require_https, require_strong_secret
 from services.kit.settings import SettingsError as SettingsError
-from services.kit.settings import load
 
 ENV_PREFIX = "USER_"
 LOCAL_ENVIRONMENTS = frozenset({"", "local"})
-PLACEHOLDER_SECRETS = frozenset(
-    {"changethis", "change-me", "changeme", "secret", "password", "placeholder", "dev", "test"}
-)
-MIN_SERVICE_KEY_LENGTH = 16
 JWKS_PATH = "/.well-known/jwks.json"
 
 Seconds = Annotated[float, Field(gt=0)]
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     jwks_refetch_seconds: Seconds = 30.0
     issuer: str = "http://127.0.0.1:3001"
     audience: str = "accord"
+    # The longest lifetime (`exp - iat`) a token may claim: at least the auth service's
+    # AUTH_ACCESS_TOKEN_TTL_SECONDS (900 by default), or its own tokens are refused.
+    access_token_max_lifetime_seconds: Annotated[int, Field(ge=1)] = 900
 
     # Events: the queue of the AsyncAPI operation `receiveUserEvents`.
     queue: str = "accord-user-service"
@@ -77,13 +81,36 @@ class Settings(BaseSettings):
     # The long-poll wait of one receive (SQS allows 0 to 20 s); a stop waits for it to end.
     consumer_wait_seconds: Annotated[float, Field(ge=0, le=20)] = 20.0
 
+    # Retention (`accord prune`): processed-event records are deleted this many days after
+    # the event was applied, by a pass every `prune_interval_seconds`. The record is what makes
+    # a redelivered duplicate a no-op, and SQS may redeliver for up to 14 days (its maximum
+    # message retention; a dead letter can be redriven as long), so at least 15 are required.
+    processed_event_retention_days: int = DEFAULT_PROCESSED_EVENT_RETENTION_DAYS
+    prune_interval_seconds: Seconds = 3600.0
+
     # `Retry-After` of a pending profile (404) and of an unreachable auth service (503).
     pending_retry_after_seconds: WholeSeconds = 1
     unavailable_retry_after_seconds: WholeSeconds = 5
 
+    # Request bodies over this many bytes are refused with 413 before they are read.
+    max_request_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
+
     @property
     def local(self) -> bool:
         return self.environment.strip().lower() in LOCAL_ENVIRONMENTS
+
+    @property
+    def local_defaults(self) -> list[str]:
+        """The local-mode defaults in use, for the start-up warning when `ACCORD_ENV` is unset."""
+        defaults = []
+        if self.auth_service_api_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            defaults.append(f"a placeholder service key ({ENV_PREFIX}AUTH_SERVICE_API_KEY)")
+        if not self.auth_service_url.startswith("https://"):
+            defaults.append(
+                f"the auth service over plain HTTP at {self.auth_service_url} "
+                f"({ENV_PREFIX}AUTH_SERVICE_URL)"
+            )
+        return defaults
 
     @property
     def jwks_endpoint(self) -> str:
@@ -97,6 +124,11 @@ class Settings(BaseSettings):
         except Exception as error:
             raise ValueError(f"not a usable database URL: {error}") from None
         return value
+
+    @field_validator("processed_event_retention_days")
+    @classmethod
+    def _outlasts_redelivery(cls, value: int) -> int:
+        return check_processed_event_retention(value)
 
     @field_validator("auth_service_url", "jwks_url")
     @classmethod
@@ -114,16 +146,15 @@ class Settings(BaseSettings):
     def _production_ready(self) -> Self:
         if self.local:
             return self
-        key = self.auth_service_api_key.get_secret_value()
         where = f"ACCORD_ENV={self.environment}"
-        if not key.strip():
-            raise ValueError(f"{ENV_PREFIX}AUTH_SERVICE_API_KEY must be set ({where})")
-        if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < MIN_SERVICE_KEY_LENGTH:
-            raise ValueError(
-                f"{ENV_PREFIX}AUTH_SERVICE_API_KEY is a placeholder or shorter than "
-                f"{MIN_SERVICE_KEY_LENGTH} characters; set the auth service's "
-                f"AUTH_SERVICE_API_KEY ({where})"
-            )
+        require_strong_secret(
+            f"{ENV_PREFIX}AUTH_SERVICE_API_KEY (the auth service's AUTH_SERVICE_API_KEY)",
+            self.auth_service_api_key.get_secret_value(),
+            where,
+        )
+        require_https(f"{ENV_PREFIX}AUTH_SERVICE_URL", self.auth_service_url, where)
+        if self.jwks_url is not None:
+            require_https(f"{ENV_PREFIX}JWKS_URL", self.jwks_url, where)
         return self
 
 

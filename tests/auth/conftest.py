@@ -58,7 +58,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         argon2_time_cost=1,
         argon2_memory_cost_kib=1024,
         argon2_parallelism=1,
-        login_failures_per_account=1000,
+        login_failures_per_account_address=1000,
         login_failures_per_address=1000,
         registrations_per_address=1000,
         reset_requests_per_email=1000,

@@ -316,7 +316,7 @@ def auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
         password_hash_nice=0,
         registrations_per_address=100_000,
         login_failures_per_address=100_000,
-        login_failures_per_account=100_000,
+        login_failures_per_account_address=100_000,
         reset_requests_per_address=100_000,
     )
     with served(create_auth_app(settings)) as client:

@@ -9,17 +9,22 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from generated.events import models as events
+from services.kit.bus import Delivery
 from services.kit.events import encode
 from services.kit.memory import InMemoryBroker, InMemoryEventConsumer
 from services.kit.topology import QueueSpec
+from services.user import consumers
 from services.user.app import build_adapters
 from services.user.domain import DependencyUnavailableError
 from services.user.roles import HttpRolesClient
+from services.user.storage import SqlUserStore
 from tests import factories
 from tests.user.auth_stub import AuthStub, Failure, closed_port_url
 from tests.user.conftest import ADMIN_ROLES, FAST, Tokens, running, user_settings
@@ -105,6 +110,41 @@ async def test_an_answer_is_reused_until_the_cache_expires(
     assert cached == frozenset({"user", "admin"})
     assert fresh == frozenset({"user"})
     assert len(auth.roles_requests) == 2
+
+
+async def test_a_deactivation_event_drops_the_cached_roles_of_its_user(
+    auth: AuthStub, http: httpx.AsyncClient, database_url: str
+) -> None:
+    admin, other = uuid.uuid4(), uuid.uuid4()
+    auth.roles[str(admin)] = ["user", "admin"]
+    auth.roles[str(other)] = ["user", "admin"]
+    client = HttpRolesClient(http, auth.url, SERVICE_KEY, cache_seconds=3600, clock=Clock())
+    store = SqlUserStore(database_url)
+    await store.migrate()
+    try:
+        await client.roles(admin)
+        await client.roles(other)
+        del auth.roles[str(admin)]  # deactivated: the auth service answers 404 from now on
+        handle = consumers.event_handlers(store, lambda: datetime.now(UTC), roles=client)
+        deactivated = events.UserDeactivatedPayload(
+            eventId=uuid.uuid4(),
+            eventType="user.deactivated",
+            schemaVersion="1.0.0",
+            sequence=2,
+            userId=admin,
+            email="admin@example.com",
+            timestamp=datetime.now(UTC),
+            source="auth-service",
+        )
+        await handle["user.deactivated"](deactivated, Delivery("user-service", "m-1", 1))
+        after = await client.roles(admin)
+        untouched = await client.roles(other)
+    finally:
+        await store.dispose()
+
+    assert after is None
+    assert untouched == frozenset({"user", "admin"})
+    assert len(auth.roles_requests) == 3  # admin, other, and admin again: other stayed cached
 
 
 async def test_a_5xx_is_retried_and_the_next_answer_used(

@@ -88,7 +88,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         # only meets 429 would test nothing else.
         registrations_per_address=100_000,
         login_failures_per_address=100_000,
-        login_failures_per_account=100_000,
+        login_failures_per_account_address=100_000,
         reset_requests_per_address=100_000,
     )
     SLOT.app = create_app(service_settings)
