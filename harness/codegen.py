@@ -23,6 +23,14 @@ HEADER = (
 )
 
 
+# Formats the models read as plain strings. The generator's default turns `format: email` into
+# pydantic's `EmailStr`, whose validator (email-validator) refuses addresses the format admits
+# (special-use domains such as `.test`, quoted local parts, IP literals): the service would
+# then refuse requests its contract allows. A contract that restricts an address says so with
+# a `pattern`, which the models keep.
+FORMAT_MAPPINGS = ["email=string", "idn-email=string"]
+
+
 class GenerationError(Exception):
     """A contract the generator could not turn into models."""
 
@@ -38,6 +46,32 @@ def input_type(document: Path) -> Any:
     return InputFileType.JsonSchema
 
 
+def check_references(project: Project, target: GenerateTarget) -> None:
+    """Refuse a contract with a `$ref` that leads nowhere (in it or in a file it refers to),
+    naming each as `accord lint` does: the generator would skip some of them silently."""
+    from harness.contracts import ContractLoadError, Resolver
+    from harness.lint.findings import Reporter
+    from harness.lint.findings import check_references as check
+
+    resolver = Resolver()
+    reporter = Reporter(project, resolver)
+    try:
+        resolver.document(project.root / target.contract)
+    except ContractLoadError as error:
+        where = f"{target.contract.as_posix()}:{error.line}" if error.line else target.contract
+        raise GenerationError(f"{where}: {error.reason}") from None
+    checked: set[Path] = set()
+    while unchecked := [path for path in resolver.documents if path not in checked]:
+        for path in unchecked:  # the files the references reach, as they are loaded
+            checked.add(path)
+            check(resolver.documents[path], resolver, reporter)
+    if reporter.findings:
+        raise GenerationError(
+            "\n".join(str(finding) for finding in sorted(set(reporter.findings)))
+            + f"\n{target.contract.as_posix()}: no models until every $ref resolves"
+        )
+
+
 def render(project: Project, target: GenerateTarget) -> str:
     """The source of one generated module."""
     from datamodel_code_generator import generate
@@ -51,6 +85,7 @@ def render(project: Project, target: GenerateTarget) -> str:
             f"{target.contract}: no such contract (listed in pyproject.toml, "
             "[[tool.accord.generate]])"
         )
+    check_references(project, target)
     try:
         source = generate(
             contract,
@@ -66,6 +101,7 @@ def render(project: Project, target: GenerateTarget) -> str:
             use_double_quotes=True,
             enum_field_as_literal=LiteralType.One,
             strict_refs=True,
+            type_mappings=FORMAT_MAPPINGS,
         )
     except Exception as error:  # the generator raises many unrelated types
         raise GenerationError(f"{target.contract}: cannot generate models: {error}") from error

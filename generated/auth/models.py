@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class Role(StrEnum):
@@ -37,11 +37,12 @@ class RegisterRequest(BaseModel):
         extra="forbid",
     )
     email: Annotated[
-        EmailStr,
+        str,
         Field(
-            description="An email address. Accounts compare emails NFC-normalised, with the domain and the ASCII letters of the local part in lower case; other characters are compared exactly.",
+            description='An email address, at most 254 characters: a dot-atom local part and a domain name with\nat least two labels, as the pattern says. The local part is one or more runs of\ncharacters, separated by single dots; a character is an ASCII letter, digit or one of\n``!#$%&\'*+-/=?^_`{|}~`` (RFC 5322 `atext`), or any non-ASCII character except the C1\ncontrols, the no-break space, the soft hyphen, U+2000 to U+206F (spaces, invisible\ncharacters and general punctuation), U+3000 and U+FEFF. A domain label is ASCII letters,\ndigits and those non-ASCII characters, with hyphens inside it but not at either end. So\nquoted local parts (`"a b"@example.com`), IP-literal domains (`a@[192.0.2.1]`) and\nsingle-label domains (`a@localhost`) are refused with 422, while any well-formed domain\nis accepted, reserved names such as `example.test` included (whether mail can be\ndelivered there is not checked). Accounts compare emails NFC-normalised, with the domain and the ASCII letters\nof the local part in lower case; other characters are compared exactly. Registration\nalso refuses (422) an address longer than 254 characters in that form.\n',
             examples=["ada@example.com"],
             max_length=254,
+            pattern='^[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:\\.[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*@[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*(?:\\.[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*)+$',
         ),
     ]
     password: Annotated[
@@ -64,11 +65,12 @@ class LoginRequest(BaseModel):
         extra="forbid",
     )
     email: Annotated[
-        EmailStr,
+        str,
         Field(
-            description="An email address. Accounts compare emails NFC-normalised, with the domain and the ASCII letters of the local part in lower case; other characters are compared exactly.",
+            description='An email address, at most 254 characters: a dot-atom local part and a domain name with\nat least two labels, as the pattern says. The local part is one or more runs of\ncharacters, separated by single dots; a character is an ASCII letter, digit or one of\n``!#$%&\'*+-/=?^_`{|}~`` (RFC 5322 `atext`), or any non-ASCII character except the C1\ncontrols, the no-break space, the soft hyphen, U+2000 to U+206F (spaces, invisible\ncharacters and general punctuation), U+3000 and U+FEFF. A domain label is ASCII letters,\ndigits and those non-ASCII characters, with hyphens inside it but not at either end. So\nquoted local parts (`"a b"@example.com`), IP-literal domains (`a@[192.0.2.1]`) and\nsingle-label domains (`a@localhost`) are refused with 422, while any well-formed domain\nis accepted, reserved names such as `example.test` included (whether mail can be\ndelivered there is not checked). Accounts compare emails NFC-normalised, with the domain and the ASCII letters\nof the local part in lower case; other characters are compared exactly. Registration\nalso refuses (422) an address longer than 254 characters in that form.\n',
             examples=["ada@example.com"],
             max_length=254,
+            pattern='^[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:\\.[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*@[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*(?:\\.[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*)+$',
         ),
     ]
     password: Annotated[
@@ -171,11 +173,12 @@ class Account(BaseModel):
         ),
     ]
     email: Annotated[
-        EmailStr,
+        str,
         Field(
-            description="An email address. Accounts compare emails NFC-normalised, with the domain and the ASCII letters of the local part in lower case; other characters are compared exactly.",
+            description='An email address, at most 254 characters: a dot-atom local part and a domain name with\nat least two labels, as the pattern says. The local part is one or more runs of\ncharacters, separated by single dots; a character is an ASCII letter, digit or one of\n``!#$%&\'*+-/=?^_`{|}~`` (RFC 5322 `atext`), or any non-ASCII character except the C1\ncontrols, the no-break space, the soft hyphen, U+2000 to U+206F (spaces, invisible\ncharacters and general punctuation), U+3000 and U+FEFF. A domain label is ASCII letters,\ndigits and those non-ASCII characters, with hyphens inside it but not at either end. So\nquoted local parts (`"a b"@example.com`), IP-literal domains (`a@[192.0.2.1]`) and\nsingle-label domains (`a@localhost`) are refused with 422, while any well-formed domain\nis accepted, reserved names such as `example.test` included (whether mail can be\ndelivered there is not checked). Accounts compare emails NFC-normalised, with the domain and the ASCII letters\nof the local part in lower case; other characters are compared exactly. Registration\nalso refuses (422) an address longer than 254 characters in that form.\n',
             examples=["ada@example.com"],
             max_length=254,
+            pattern='^[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:\\.[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*@[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*(?:\\.[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*)+$',
         ),
     ]
     emailVerified: Annotated[
@@ -214,11 +217,12 @@ class PasswordResetRequest(BaseModel):
         extra="forbid",
     )
     email: Annotated[
-        EmailStr,
+        str,
         Field(
-            description="An email address. Accounts compare emails NFC-normalised, with the domain and the ASCII letters of the local part in lower case; other characters are compared exactly.",
+            description='An email address, at most 254 characters: a dot-atom local part and a domain name with\nat least two labels, as the pattern says. The local part is one or more runs of\ncharacters, separated by single dots; a character is an ASCII letter, digit or one of\n``!#$%&\'*+-/=?^_`{|}~`` (RFC 5322 `atext`), or any non-ASCII character except the C1\ncontrols, the no-break space, the soft hyphen, U+2000 to U+206F (spaces, invisible\ncharacters and general punctuation), U+3000 and U+FEFF. A domain label is ASCII letters,\ndigits and those non-ASCII characters, with hyphens inside it but not at either end. So\nquoted local parts (`"a b"@example.com`), IP-literal domains (`a@[192.0.2.1]`) and\nsingle-label domains (`a@localhost`) are refused with 422, while any well-formed domain\nis accepted, reserved names such as `example.test` included (whether mail can be\ndelivered there is not checked). Accounts compare emails NFC-normalised, with the domain and the ASCII letters\nof the local part in lower case; other characters are compared exactly. Registration\nalso refuses (422) an address longer than 254 characters in that form.\n',
             examples=["ada@example.com"],
             max_length=254,
+            pattern='^[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:\\.[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*@[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*(?:\\.[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*)+$',
         ),
     ]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, EmailStr, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, Field, RootModel
 
 
 class UserCreatedPayload(BaseModel):
@@ -33,7 +33,7 @@ class UserCreatedPayload(BaseModel):
         ),
     ]
     userId: Annotated[UUID, Field(description="The user's id, assigned by the auth service.")]
-    email: Annotated[EmailStr, Field(max_length=254)]
+    email: Annotated[str, Field(max_length=254)]
     timestamp: Annotated[
         AwareDatetime, Field(description="When the event happened (RFC 3339, UTC).")
     ]
@@ -66,7 +66,7 @@ class EmailVerificationRequestedPayload(BaseModel):
         ),
     ]
     userId: Annotated[UUID, Field(description="The user's id, assigned by the auth service.")]
-    email: Annotated[EmailStr, Field(max_length=254)]
+    email: Annotated[str, Field(max_length=254)]
     verificationToken: Annotated[
         str,
         Field(
@@ -111,7 +111,7 @@ class PasswordResetRequestedPayload(BaseModel):
         ),
     ]
     userId: Annotated[UUID, Field(description="The user's id, assigned by the auth service.")]
-    email: Annotated[EmailStr, Field(max_length=254)]
+    email: Annotated[str, Field(max_length=254)]
     resetToken: Annotated[
         str,
         Field(
@@ -156,7 +156,7 @@ class UserDeactivatedPayload(BaseModel):
         ),
     ]
     userId: Annotated[UUID, Field(description="The user's id, assigned by the auth service.")]
-    email: Annotated[EmailStr, Field(max_length=254)]
+    email: Annotated[str, Field(max_length=254)]
     timestamp: Annotated[
         AwareDatetime, Field(description="When the event happened (RFC 3339, UTC).")
     ]

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class NotificationType(StrEnum):
@@ -48,11 +48,12 @@ class Notification(BaseModel):
     channel: Annotated[Literal["email"], Field(description="How the notification is delivered.")]
     status: NotificationStatus
     recipient: Annotated[
-        EmailStr | None,
+        str | None,
         Field(
-            description="The address the email was sent to; `null` once erased after `user.deactivated`.",
+            description="The address the email was sent to; `null` once erased after `user.deactivated`. The\nauth service's `Email` schema says which addresses it accepts.\n",
             examples=["ada@example.com"],
             max_length=254,
+            pattern='^[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:\\.[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*@[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*(?:\\.[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*)+$',
         ),
     ]
     subject: Annotated[
@@ -86,7 +87,8 @@ class NotificationPage(BaseModel):
     nextCursor: Annotated[
         str | None,
         Field(
-            description="The `cursor` of the next page; `null` on the last page.", max_length=512
+            description="The `cursor` of the next page; `null` on the last page.",
+            pattern="^[A-Za-z0-9_-]{32}$",
         ),
     ]
 

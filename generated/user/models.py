@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class ProfileStatus(StrEnum):
@@ -32,11 +32,12 @@ class Profile(BaseModel):
         ),
     ]
     email: Annotated[
-        EmailStr | None,
+        str | None,
         Field(
-            description="The account's email, copied from `user.created`; `null` once erased.",
+            description="The account's email, copied from `user.created`; `null` once erased. The auth\nservice's `Email` schema says which addresses it accepts.\n",
             examples=["ada@example.com"],
             max_length=254,
+            pattern='^[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:\\.[^\\x00-\\x20"(),.:;<>@\\[\\\\\\]\\x7F-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*@[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*(?:\\.[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+(?:-+[^\\x00-\\x2F:-@\\[-\\x60{-\\xA0\\xAD\\u2000-\\u206F\\u3000\\uFEFF]+)*)+$',
         ),
     ]
     displayName: Annotated[
@@ -46,10 +47,16 @@ class Profile(BaseModel):
             examples=["Ada Lovelace"],
             max_length=100,
             min_length=1,
+            pattern="^[^\\x00]*$",
         ),
     ]
-    firstName: Annotated[str | None, Field(examples=["Ada"], max_length=100, min_length=1)]
-    lastName: Annotated[str | None, Field(examples=["Lovelace"], max_length=100, min_length=1)]
+    firstName: Annotated[
+        str | None, Field(examples=["Ada"], max_length=100, min_length=1, pattern="^[^\\x00]*$")
+    ]
+    lastName: Annotated[
+        str | None,
+        Field(examples=["Lovelace"], max_length=100, min_length=1, pattern="^[^\\x00]*$"),
+    ]
     phone: Annotated[
         str | None,
         Field(
@@ -77,12 +84,16 @@ class UpdateProfileRequest(BaseModel):
         extra="forbid",
     )
     displayName: Annotated[
-        str | None, Field(examples=["Ada Lovelace"], max_length=100, min_length=1)
+        str | None,
+        Field(examples=["Ada Lovelace"], max_length=100, min_length=1, pattern="^[^\\x00]*$"),
     ] = None
-    firstName: Annotated[str | None, Field(examples=["Ada"], max_length=100, min_length=1)] = None
-    lastName: Annotated[str | None, Field(examples=["Lovelace"], max_length=100, min_length=1)] = (
-        None
-    )
+    firstName: Annotated[
+        str | None, Field(examples=["Ada"], max_length=100, min_length=1, pattern="^[^\\x00]*$")
+    ] = None
+    lastName: Annotated[
+        str | None,
+        Field(examples=["Lovelace"], max_length=100, min_length=1, pattern="^[^\\x00]*$"),
+    ] = None
     phone: Annotated[
         str | None,
         Field(
@@ -102,7 +113,8 @@ class ProfilePage(BaseModel):
     nextCursor: Annotated[
         str | None,
         Field(
-            description="The `cursor` of the next page; `null` on the last page.", max_length=512
+            description="The `cursor` of the next page; `null` on the last page.",
+            pattern="^[A-Za-z0-9_-]{32}$",
         ),
     ]
 
@@ -127,20 +139,33 @@ class Address(BaseModel):
             examples=["Home"],
             max_length=50,
             min_length=1,
+            pattern="^[^\\x00]*$",
         ),
     ]
-    line1: Annotated[str, Field(examples=["12 St James's Square"], max_length=200, min_length=1)]
-    line2: Annotated[str | None, Field(examples=["Flat 3"], max_length=200, min_length=1)]
-    city: Annotated[str, Field(examples=["London"], max_length=100, min_length=1)]
+    line1: Annotated[
+        str,
+        Field(
+            examples=["12 St James's Square"], max_length=200, min_length=1, pattern="^[^\\x00]*$"
+        ),
+    ]
+    line2: Annotated[
+        str | None, Field(examples=["Flat 3"], max_length=200, min_length=1, pattern="^[^\\x00]*$")
+    ]
+    city: Annotated[
+        str, Field(examples=["London"], max_length=100, min_length=1, pattern="^[^\\x00]*$")
+    ]
     region: Annotated[
         str | None,
         Field(
             description="State, province or county, where the country uses one.",
             max_length=100,
             min_length=1,
+            pattern="^[^\\x00]*$",
         ),
     ]
-    postalCode: Annotated[str, Field(examples=["SW1Y 4JH"], max_length=20, min_length=1)]
+    postalCode: Annotated[
+        str, Field(examples=["SW1Y 4JH"], max_length=20, min_length=1, pattern="^[^\\x00]*$")
+    ]
     country: Annotated[
         str,
         Field(
@@ -159,12 +184,25 @@ class CreateAddressRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    label: Annotated[str, Field(examples=["Home"], max_length=50, min_length=1)]
-    line1: Annotated[str, Field(examples=["12 St James's Square"], max_length=200, min_length=1)]
-    line2: Annotated[str | None, Field(examples=["Flat 3"], max_length=200, min_length=1)] = None
-    city: Annotated[str, Field(examples=["London"], max_length=100, min_length=1)]
-    region: Annotated[str | None, Field(max_length=100, min_length=1)] = None
-    postalCode: Annotated[str, Field(examples=["SW1Y 4JH"], max_length=20, min_length=1)]
+    label: Annotated[
+        str, Field(examples=["Home"], max_length=50, min_length=1, pattern="^[^\\x00]*$")
+    ]
+    line1: Annotated[
+        str,
+        Field(
+            examples=["12 St James's Square"], max_length=200, min_length=1, pattern="^[^\\x00]*$"
+        ),
+    ]
+    line2: Annotated[
+        str | None, Field(examples=["Flat 3"], max_length=200, min_length=1, pattern="^[^\\x00]*$")
+    ] = None
+    city: Annotated[
+        str, Field(examples=["London"], max_length=100, min_length=1, pattern="^[^\\x00]*$")
+    ]
+    region: Annotated[str | None, Field(max_length=100, min_length=1, pattern="^[^\\x00]*$")] = None
+    postalCode: Annotated[
+        str, Field(examples=["SW1Y 4JH"], max_length=20, min_length=1, pattern="^[^\\x00]*$")
+    ]
     country: Annotated[
         str,
         Field(
@@ -183,16 +221,25 @@ class UpdateAddressRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    label: Annotated[str | None, Field(examples=["Home"], max_length=50, min_length=1)] = None
-    line1: Annotated[
-        str | None, Field(examples=["12 St James's Square"], max_length=200, min_length=1)
+    label: Annotated[
+        str | None, Field(examples=["Home"], max_length=50, min_length=1, pattern="^[^\\x00]*$")
     ] = None
-    line2: Annotated[str | None, Field(examples=["Flat 3"], max_length=200, min_length=1)] = None
-    city: Annotated[str | None, Field(examples=["London"], max_length=100, min_length=1)] = None
-    region: Annotated[str | None, Field(max_length=100, min_length=1)] = None
-    postalCode: Annotated[str | None, Field(examples=["SW1Y 4JH"], max_length=20, min_length=1)] = (
-        None
-    )
+    line1: Annotated[
+        str | None,
+        Field(
+            examples=["12 St James's Square"], max_length=200, min_length=1, pattern="^[^\\x00]*$"
+        ),
+    ] = None
+    line2: Annotated[
+        str | None, Field(examples=["Flat 3"], max_length=200, min_length=1, pattern="^[^\\x00]*$")
+    ] = None
+    city: Annotated[
+        str | None, Field(examples=["London"], max_length=100, min_length=1, pattern="^[^\\x00]*$")
+    ] = None
+    region: Annotated[str | None, Field(max_length=100, min_length=1, pattern="^[^\\x00]*$")] = None
+    postalCode: Annotated[
+        str | None, Field(examples=["SW1Y 4JH"], max_length=20, min_length=1, pattern="^[^\\x00]*$")
+    ] = None
     country: Annotated[
         str | None,
         Field(

@@ -26,6 +26,7 @@ from services.auth.domain import (
     DeactivateUser,
     EmailAlreadyVerifiedError,
     EmailTakenError,
+    EmailTooLongError,
     InvalidCredentialsError,
     InvalidRefreshTokenError,
     InvalidSingleUseTokenError,
@@ -83,6 +84,9 @@ RETRY_AFTER_SECONDS: Final = 5
 # Each domain error → the problem of the contract that describes it.
 DOMAIN_PROBLEMS: Final[Mapping[type[Exception], ProblemFor]] = {
     EmailTakenError: lambda e: Problem.of(409, "email-taken", "Email already registered", e.detail),
+    EmailTooLongError: lambda e: validation_problem(
+        [{"pointer": "/body/email", "message": e.detail}]
+    ),
     InvalidCredentialsError: lambda e: Problem.of(
         401, "invalid-credentials", "Invalid credentials", e.detail, headers=_challenge()
     ),
@@ -93,7 +97,7 @@ DOMAIN_PROBLEMS: Final[Mapping[type[Exception], ProblemFor]] = {
         401, "invalid-refresh-token", "Invalid refresh token", e.detail, headers=_challenge()
     ),
     InvalidSingleUseTokenError: lambda e: Problem.of(
-        400, "invalid-token", "Invalid token", e.detail
+        401, "invalid-token", "Invalid token", e.detail, headers=_challenge()
     ),
     EmailAlreadyVerifiedError: lambda e: Problem.of(
         409, "email-already-verified", "Email already verified", e.detail
@@ -252,12 +256,12 @@ def build_router(
 
     @router.post(f"{PREFIX}/register", status_code=201)
     async def register_user(request: Request, body: api.RegisterRequest) -> Response:
-        command = RegisterUser(str(body.email), body.password, client_address(request))
+        command = RegisterUser(body.email, body.password, client_address(request))
         return model_response(_token_pair(await handlers.register_user(command, deps)), 201)
 
     @router.post(f"{PREFIX}/login")
     async def login_user(request: Request, body: api.LoginRequest) -> Response:
-        command = LogIn(str(body.email), body.password, client_address(request))
+        command = LogIn(body.email, body.password, client_address(request))
         return model_response(_token_pair(await handlers.log_in(command, deps)))
 
     @router.post(f"{PREFIX}/refresh")
@@ -290,7 +294,7 @@ def build_router(
 
     @router.post(f"{PREFIX}/password-reset", status_code=202)
     async def request_password_reset(request: Request, body: api.PasswordResetRequest) -> Response:
-        command = RequestPasswordReset(str(body.email), client_address(request))
+        command = RequestPasswordReset(body.email, client_address(request))
         await handlers.request_password_reset(command, deps)
         return Response(status_code=202)
 

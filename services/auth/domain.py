@@ -32,6 +32,11 @@ class TokenPurpose(StrEnum):
 
 _ASCII_LOWER: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
+# The longest email key an account can have (the `email_key` column). An address is at most
+# 254 characters, but NFC normalisation lengthens a few characters (U+FB2C is three), so its
+# key can be longer; such an address cannot be registered (`EmailTooLongError`).
+EMAIL_KEY_MAX_LENGTH: Final = 254
+
 
 def email_key(email: str) -> str:
     """The form in which emails are compared, and accounts are unique: NFC-normalised, the
@@ -140,6 +145,10 @@ class AuthError(Exception):
 
 class EmailTakenError(AuthError):
     detail = "An account with this email already exists."
+
+
+class EmailTooLongError(AuthError):
+    detail = "The email is longer than 254 characters once normalised for comparison."
 
 
 class InvalidCredentialsError(AuthError):

@@ -19,6 +19,7 @@ from typing import Final
 
 from services.auth.domain import (
     ADMIN,
+    EMAIL_KEY_MAX_LENGTH,
     REFRESH_TOKEN_PREFIX,
     RESET_TOKEN_PREFIX,
     USER,
@@ -32,6 +33,7 @@ from services.auth.domain import (
     ConfirmPasswordReset,
     DeactivateUser,
     EmailAlreadyVerifiedError,
+    EmailTooLongError,
     EmailVerificationRequested,
     InvalidCredentialsError,
     InvalidRefreshTokenError,
@@ -109,6 +111,8 @@ async def register_user(command: RegisterUser, deps: Dependencies) -> SessionTok
 
     The password is hashed whether or not the email is taken (the unique index decides), so
     that a taken email is not answered faster than a free one."""
+    if len(email_key(command.email)) > EMAIL_KEY_MAX_LENGTH:
+        raise EmailTooLongError()
     await deps.limiter.take([(REGISTRATIONS_PER_ADDRESS, command.client)])
     password_hash = await deps.passwords.hash(command.password)
     now = deps.clock()

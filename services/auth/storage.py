@@ -37,6 +37,7 @@ from sqlalchemy.types import JSON
 
 from services.auth import event_payloads
 from services.auth.domain import (
+    EMAIL_KEY_MAX_LENGTH,
     Account,
     AccountStatus,
     DomainEvent,
@@ -60,7 +61,7 @@ accounts = Table(
     Column("id", Uuid(), primary_key=True),
     Column("email", String(254), nullable=False),
     # `email_key(email)`: what uniqueness and look-ups use (the rule is in `domain.py`).
-    Column("email_key", String(254), nullable=False, unique=True),
+    Column("email_key", String(EMAIL_KEY_MAX_LENGTH), nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
     Column("email_verified", Boolean(), nullable=False),
     Column("roles", JSON(), nullable=False),

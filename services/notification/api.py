@@ -6,21 +6,17 @@ response model.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from generated.notification import models as api
-from services.kit.http import Problem, ProblemError, dependency_unavailable, validation_problem
+from services.kit import cursors
+from services.kit.http import Problem, ProblemError, dependency_unavailable
 from services.kit.tokens import (
     AccessTokenClaims,
     InvalidTokenError,
@@ -40,7 +36,6 @@ from services.notification.ports import EmailSender, RoleDirectory
 
 RETRY_AFTER_SECONDS = 5
 READY_CHECK_SECONDS = 3.0
-CURSOR_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -129,50 +124,15 @@ Admin = Annotated[AccessTokenClaims, Depends(require_admin)]
 # --- cursors ------------------------------------------------------------------------------
 
 
-def _filters_digest(user_id: uuid.UUID | None, kind: NotificationType | None) -> str:
-    key = f"{user_id or ''}|{kind.value if kind else ''}"
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
+def encode_cursor(position: Position) -> str:
+    """The `nextCursor` of a page that ends at this entry. It names the position only, so it
+    continues the list with the filters of the request it is sent with."""
+    return cursors.encode_cursor(position.created_at, position.id)
 
 
-def encode_cursor(
-    position: Position, user_id: uuid.UUID | None, kind: NotificationType | None
-) -> str:
-    """An opaque cursor: where the page ended, and which filters it belongs to."""
-    document = {
-        "v": CURSOR_VERSION,
-        "t": position.created_at.isoformat(),
-        "i": str(position.id),
-        "f": _filters_digest(user_id, kind),
-    }
-    raw = json.dumps(document, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _invalid_cursor(message: str) -> ProblemError:
-    return ProblemError(validation_problem([{"pointer": "/query/cursor", "message": message}]))
-
-
-def decode_cursor(
-    cursor: str, user_id: uuid.UUID | None, kind: NotificationType | None
-) -> Position:
-    """The position in a cursor this service issued for these filters; 422 otherwise."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        document = json.loads(raw)
-        if not isinstance(document, dict) or document.get("v") != CURSOR_VERSION:
-            raise ValueError("unknown cursor")
-        instant, entry_id, digest = document.get("t"), document.get("i"), document.get("f")
-        if not all(isinstance(value, str) for value in (instant, entry_id, digest)):
-            raise ValueError("malformed cursor")
-        created_at = datetime.fromisoformat(str(instant))
-        if created_at.tzinfo is None:
-            raise ValueError("naive instant")
-        position = Position(created_at, uuid.UUID(str(entry_id)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise _invalid_cursor("Not a cursor this service issued.") from None
-    if digest != _filters_digest(user_id, kind):
-        raise _invalid_cursor("The cursor was issued for other userId or type filters.")
-    return position
+def decode_cursor(cursor: str) -> Position:
+    """Where a `cursor` (already matched against the contract's pattern) continues."""
+    return Position(*cursors.decode_cursor(cursor))
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -205,15 +165,15 @@ async def list_notifications(
     user_id: Annotated[uuid.UUID | None, Query(alias="userId")] = None,
     type_: Annotated[api.NotificationType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+    cursor: Annotated[str | None, Query(pattern=cursors.CURSOR_PATTERN)] = None,
 ) -> JSONResponse:
     kind = None if type_ is None else NotificationType(type_.value)
-    after = None if cursor is None else decode_cursor(cursor, user_id, kind)
+    after = None if cursor is None else decode_cursor(cursor)
     query = ListNotifications(limit=limit, user_id=user_id, kind=kind, after=after)
     page = await handlers.list_notifications(query, _services(request).deps)
     body = api.NotificationPage(
         items=[_item(entry) for entry in page.items],
-        nextCursor=None if page.next is None else encode_cursor(page.next, user_id, kind),
+        nextCursor=None if page.next is None else encode_cursor(page.next),
     )
     return JSONResponse(body.model_dump(mode="json"))
 

@@ -4,20 +4,15 @@ of each operation, and the problem each domain error becomes."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from generated.user import models as api
+from services.kit.cursors import CURSOR_PATTERN, decode_cursor, encode_cursor
 from services.kit.http import (
     Problem,
     ProblemError,
@@ -114,54 +109,15 @@ def domain_problems(
 
 # --- cursors ----------------------------------------------------------------------------------
 
-# Cursors are base64url JSON naming the last profile of a page, with a check value that makes
-# a cursor altered or made up by hand fail to decode (it is not a secret: a cursor grants
-# nothing, it only says where to continue).
-_CURSOR_CONTEXT: Final = b"accord-user-service/profiles-cursor/v1:"
-_CHECK_BYTES: Final = 8
+
+def page_cursor(position: PagePosition) -> str:
+    """The `nextCursor` of a page that ends at this profile."""
+    return encode_cursor(position.created_at, position.id)
 
 
-class InvalidCursorError(ValueError):
-    """A cursor this service did not issue."""
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise InvalidCursorError("not base64url") from None
-
-
-def encode_cursor(position: PagePosition) -> str:
-    payload = json.dumps(
-        {"c": position.created_at.isoformat(), "i": str(position.id)}, separators=(",", ":")
-    ).encode("utf-8")
-    check = hashlib.sha256(_CURSOR_CONTEXT + payload).digest()[:_CHECK_BYTES]
-    return f"{_b64encode(payload)}.{_b64encode(check)}"
-
-
-def decode_cursor(cursor: str) -> PagePosition:
-    """The position a cursor names; `InvalidCursorError` if this service did not issue it."""
-    encoded_payload, dot, encoded_check = cursor.partition(".")
-    if not dot or not cursor.isascii():
-        raise InvalidCursorError("not a cursor")
-    payload, check = _b64decode(encoded_payload), _b64decode(encoded_check)
-    expected = hashlib.sha256(_CURSOR_CONTEXT + payload).digest()[:_CHECK_BYTES]
-    if not hmac.compare_digest(check, expected):
-        raise InvalidCursorError("the check value does not match")
-    try:
-        fields = json.loads(payload)
-        created_at = datetime.fromisoformat(fields["c"])
-        profile_id = uuid.UUID(fields["i"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidCursorError("not a position") from None
-    if created_at.tzinfo is None:
-        raise InvalidCursorError("not a position")
-    return PagePosition(created_at, profile_id)
+def page_position(cursor: str) -> PagePosition:
+    """Where a `cursor` (already matched against the contract's pattern) continues."""
+    return PagePosition(*decode_cursor(cursor))
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -213,21 +169,8 @@ def address_location(address: Address) -> str:
     return f"{PREFIX}/{address.user_id}/addresses/{address.id}"
 
 
-def storable(body: BaseModel) -> None:
-    """Refuse text that PostgreSQL cannot store (the NUL character), as a validation error
-    rather than a failure of the database."""
-    refused = [
-        {"pointer": f"/body/{name}", "message": "Text must not contain the NUL character"}
-        for name, value in body
-        if isinstance(value, str) and "\x00" in value
-    ]
-    if refused:
-        raise ProblemError(validation_problem(refused))
-
-
 def _changes(body: BaseModel, names: Mapping[str, str]) -> dict[str, Any]:
     """The fields the client sent (a `null` included), by domain name; at least one."""
-    storable(body)
     sent = body.model_fields_set
     if not sent:
         raise ProblemError(
@@ -243,7 +186,7 @@ def _changes(body: BaseModel, names: Mapping[str, str]) -> dict[str, Any]:
 UserIdPath = Annotated[uuid.UUID, Path(alias="userId")]
 AddressIdPath = Annotated[uuid.UUID, Path(alias="addressId")]
 Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(min_length=1, max_length=512)]
+Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN)]
 
 
 class Security:
@@ -321,19 +264,12 @@ def build_router(
 
     @router.get(PREFIX)
     async def list_users(limit: Limit = 20, cursor: Cursor = None, _: Caller = admin) -> Response:
-        try:
-            after = None if cursor is None else decode_cursor(cursor)
-        except InvalidCursorError:
-            raise ProblemError(
-                validation_problem(
-                    [{"pointer": "/query/cursor", "message": "Not a cursor this service issued"}]
-                )
-            ) from None
+        after = None if cursor is None else page_position(cursor)
         page = await handlers.list_profiles(ListProfiles(limit, after), deps)
         return _json(
             api.ProfilePage(
                 items=[profile_model(profile) for profile in page.items],
-                nextCursor=None if page.next is None else encode_cursor(page.next),
+                nextCursor=None if page.next is None else page_cursor(page.next),
             )
         )
 
@@ -357,7 +293,6 @@ def build_router(
     async def create_address(
         user_id: UserIdPath, body: api.CreateAddressRequest, caller: Caller = owner_or_admin
     ) -> Response:
-        storable(body)
         command = CreateAddress(
             user_id=user_id,
             label=body.label,

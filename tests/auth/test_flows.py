@@ -300,7 +300,7 @@ async def test_a_verification_token_from_the_event_verifies_the_email_once(
     assert str(event.userId) == user["userId"]
     assert confirm.status_code == 204
     assert (await auth.http.get(ME, headers=bearer(user))).json()["emailVerified"] is True
-    assert reused.status_code == 400
+    assert reused.status_code == 401
     assert problem_type(reused) == "invalid-token"
     assert after.status_code == 409
     assert problem_type(after) == "email-already-verified"
@@ -317,7 +317,7 @@ async def test_an_expired_verification_token_is_refused(
 
     response = await auth.http.post(VERIFY_CONFIRM, json={"token": event.verificationToken})
 
-    assert response.status_code == 400
+    assert response.status_code == 401
     assert problem_type(response) == "invalid-token"
 
 
@@ -373,7 +373,7 @@ async def test_confirming_a_reset_sets_the_password_and_revokes_every_refresh_to
     )
 
     assert confirm.status_code == 204
-    assert reused.status_code == 400
+    assert reused.status_code == 401
     assert problem_type(reused) == "invalid-token"
     for session in (user, second_session):
         refreshed = await auth.http.post(REFRESH, json={"refreshToken": session["refreshToken"]})
@@ -397,7 +397,7 @@ async def test_an_expired_reset_token_is_refused_and_a_weak_new_password_is_422(
     )
 
     assert weak.status_code == 422
-    assert expired.status_code == 400
+    assert expired.status_code == 401
     assert (await auth.login("ada@example.com")).status_code == 200
 
 

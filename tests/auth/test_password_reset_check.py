@@ -48,7 +48,7 @@ async def test_checking_a_fresh_reset_token_answers_204_and_leaves_it_usable(
     assert (first.status_code, first.content) == (204, b"")
     assert second.status_code == 204
     assert confirm.status_code == 204
-    assert after.status_code == 400
+    assert after.status_code == 401
     assert after.json()["type"] == INVALID_TOKEN
     assert (await auth.login("ada@example.com", "a-brand-new-passphrase")).status_code == 200
 
@@ -69,7 +69,8 @@ async def test_checking_an_expired_unknown_or_verification_token_answers_invalid
     expired = await auth.http.post(RESET_CHECK, json={"token": token})
 
     for response in (unknown, wrong_purpose, expired):
-        assert response.status_code == 400
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer realm="accord"'
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"] == INVALID_TOKEN
 
@@ -83,7 +84,7 @@ async def test_checking_a_reset_token_of_a_deactivated_account_answers_invalid_t
 
     response = await auth.http.post(RESET_CHECK, json={"token": token})
 
-    assert response.status_code == 400
+    assert response.status_code == 401
     assert response.json()["type"] == INVALID_TOKEN
 
 

@@ -72,17 +72,20 @@ PROFILE_DISPLAY_NAME = """        displayName:
           type: [string, 'null']
           minLength: 1
           maxLength: 100
+          pattern: '^[^\\x00]*$'
           description: The name to show to others.
           examples: [Ada Lovelace]
         firstName:
           type: [string, 'null']
           minLength: 1
           maxLength: 100
+          pattern: '^[^\\x00]*$'
           examples: [Ada]
         lastName:
           type: [string, 'null']
           minLength: 1
           maxLength: 100
+          pattern: '^[^\\x00]*$'
           examples: [Lovelace]
         phone:
           type: [string, 'null']
@@ -95,7 +98,7 @@ PROFILE_DISPLAY_NAME = """        displayName:
 def remove_profile_display_name(project: Project) -> None:
     path = user_service(project)
     edit(path, PROFILE_REQUIRED, PROFILE_REQUIRED.replace("displayName, ", ""))
-    edit(path, PROFILE_DISPLAY_NAME, PROFILE_DISPLAY_NAME.split("\n", 6)[6])
+    edit(path, PROFILE_DISPLAY_NAME, PROFILE_DISPLAY_NAME.split("\n", 7)[7])
 
 
 CREATE_ADDRESS_PROPERTIES = """      description: The body of `createAddress`.

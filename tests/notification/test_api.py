@@ -316,16 +316,43 @@ async def test_a_request_that_fails_the_contract_is_422_pointing_at_the_value(
     assert [error["pointer"] for error in body["errors"]] == [pointer]
 
 
-async def test_a_cursor_used_with_other_filters_is_422(service: Service, tokens: Tokens) -> None:
-    user = uuid.uuid4()
-    await publish_all(service, *[verification_requested(user) for _ in range(3)])
-    admin = tokens.admin()
-    cursor = (await get(service, admin, userId=str(user), limit=1)).json()["nextCursor"]
-    assert cursor is not None
-    assert (await get(service, admin, userId=str(user), cursor=cursor)).status_code == 200
+@pytest.mark.parametrize(
+    "cursor",
+    ["AAZhF08wvEB6i5wNHi9KO4xNXm96i5w+", "AAZhF08wvEB6i5wNHi9KO4xNXm96i5wN_", "AAZhF08wvEB6i5wN"],
+    ids=["not-base64url", "33-characters", "16-characters"],
+)
+async def test_a_cursor_not_of_the_contracts_form_is_422(
+    on_sqlite: Service, tokens: Tokens, cursor: str
+) -> None:
+    response = await get(on_sqlite, tokens.admin(), cursor=cursor)
+    body = assert_problem(response, 422, "validation-error")
+    assert [error["pointer"] for error in body["errors"]] == ["/query/cursor"]
 
-    response = await get(service, admin, cursor=cursor)
-    assert_problem(response, 422, "validation-error")
+
+async def test_a_cursor_continues_after_its_position_with_the_filters_it_comes_with(
+    service: Service, tokens: Tokens
+) -> None:
+    user = uuid.uuid4()
+    await publish_all(
+        service,
+        *[verification_requested(user, sequence=n) for n in (2, 3, 4)],
+        *[verification_requested(sequence=2) for _ in range(2)],
+    )
+    admin = tokens.admin()
+    everyone = (await get(service, admin)).json()["items"]
+    first = (await get(service, admin, userId=str(user), limit=1)).json()
+    cursor = first["nextCursor"]
+    assert cursor is not None
+
+    same_filters = await get(service, admin, userId=str(user), cursor=cursor)
+    no_filter = await get(service, admin, cursor=cursor)
+
+    assert [item["id"] for item in same_filters.json()["items"]] == [
+        item["id"] for item in everyone if item["userId"] == str(user)
+    ][1:]
+    position = [item["id"] for item in everyone].index(first["items"][0]["id"])
+    assert no_filter.status_code == 200
+    assert no_filter.json()["items"] == everyone[position + 1 :]
 
 
 async def test_an_unauthenticated_request_is_401_before_its_parameters_are_judged(

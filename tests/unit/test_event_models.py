@@ -88,9 +88,15 @@ def test_a_payload_without_user_id_is_refused(event_type: str) -> None:
     assert [error["loc"] for error in refused.value.errors()] == [("userId",)]
 
 
-@pytest.mark.parametrize("email", ["not-an-email", "ada@", "@example.com", "ada example.com"])
+# The payloads' `Email` is `{type: string, format: email, maxLength: 254}`: the models read
+# `format` as the annotation it is (as the HTTP models do, `harness/codegen.py`), so what they
+# refuse is what the schema asserts. Which addresses the auth service takes, and so publishes,
+# is its HTTP contract's `Email` pattern.
+@pytest.mark.parametrize("email", [None, 42, "a" * 243 + "@example.com"])
 @pytest.mark.parametrize("event_type", MODELS)
-def test_a_malformed_email_is_refused(event_type: str, email: str) -> None:
+def test_an_email_that_is_not_a_string_of_at_most_254_characters_is_refused(
+    event_type: str, email: object
+) -> None:
     payload = seed_payload(event_type) | {"email": email}
 
     with pytest.raises(ValidationError) as refused:

@@ -4,10 +4,12 @@ profiles, addresses, the admin list, problems, and the health probes."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
 
+from services.kit.cursors import encode_cursor
 from tests import factories
 from tests.user.conftest import HOME, UserService
 
@@ -171,6 +173,28 @@ async def test_text_with_a_nul_character_is_refused_with_422_not_stored(
     assert created.json()["errors"][0]["pointer"] == "/body/city"
 
 
+async def test_text_with_other_control_characters_is_stored_and_given_back(
+    service: UserService,
+) -> None:
+    user_id = await service.register()
+    owner = service.owner(user_id)
+    # Every character but NUL is text the contract admits (`^[^\x00]*$`), C0 and C1 controls too.
+    name = "A\u0001d\u001fa\u007f\u0085\u2028"
+
+    patched = await service.http.patch(
+        f"/api/v1/users/{user_id}", json={"firstName": name}, headers=owner
+    )
+    created = await service.http.post(
+        f"/api/v1/users/{user_id}/addresses", json={**HOME, "city": name}, headers=owner
+    )
+    read = await service.http.get(f"/api/v1/users/{user_id}", headers=owner)
+
+    assert patched.status_code == 200, patched.text
+    assert created.status_code == 201, created.text
+    assert created.json()["city"] == name
+    assert read.json()["firstName"] == name
+
+
 async def test_a_body_that_is_not_json_is_400_malformed_request(service: UserService) -> None:
     user_id = await service.register()
 
@@ -282,11 +306,21 @@ async def test_profiles_created_while_paging_are_never_seen_twice_and_none_is_sk
     [
         {"cursor": "bm90IGEgY3Vyc29y"},
         {"cursor": "eyJjIjoiMjAyNi0xMS0yNVQxMDowNTowMFoiLCJpIjoiMmM0ZTZhOGIifQ"},
+        {"cursor": "AAZhFvW5SwAsTmqLDR9KPI5bfZ8bPV5+"},
+        {"cursor": "AAZhFvW5SwAsTmqLDR9KPI5bfZ8bPV56A"},
         {"limit": 0},
         {"limit": 101},
         {"limit": "ten"},
     ],
-    ids=["not-a-cursor", "forged-cursor", "limit-0", "limit-101", "limit-text"],
+    ids=[
+        "too-short",
+        "earlier-form",
+        "not-base64url",
+        "33-characters",
+        "limit-0",
+        "limit-101",
+        "limit-text",
+    ],
 )
 async def test_a_cursor_or_limit_outside_the_contract_is_422(
     service: UserService, params: dict[str, Any]
@@ -298,20 +332,32 @@ async def test_a_cursor_or_limit_outside_the_contract_is_422(
     assert response.json()["errors"][0]["pointer"] == f"/query/{next(iter(params))}"
 
 
-async def test_a_tampered_cursor_is_422(service: UserService) -> None:
+async def test_a_cursor_of_the_contracts_form_continues_after_the_position_it_names(
+    service: UserService,
+) -> None:
     for _ in range(3):
         await service.register()
-    first = (
-        await service.http.get("/api/v1/users", params={"limit": 1}, headers=service.admin())
-    ).json()
-    cursor: str = first["nextCursor"]
-    tampered = cursor[:5] + ("A" if cursor[5] != "A" else "B") + cursor[6:]
+    everyone = (await service.http.get("/api/v1/users", headers=service.admin())).json()["items"]
+    second = everyone[1]
+    # Made here rather than issued: the position of the second profile, as the service encodes it.
+    cursor = encode_cursor(datetime.fromisoformat(second["createdAt"]), uuid.UUID(second["id"]))
 
-    response = await service.http.get(
-        "/api/v1/users", params={"cursor": tampered}, headers=service.admin()
+    after_second = await service.http.get(
+        "/api/v1/users", params={"cursor": cursor}, headers=service.admin()
+    )
+    from_the_start = await service.http.get(
+        "/api/v1/users", params={"cursor": "A" * 32}, headers=service.admin()
+    )
+    past_the_end = await service.http.get(
+        "/api/v1/users", params={"cursor": "_" * 32}, headers=service.admin()
     )
 
-    assert response.status_code == 422
+    assert after_second.status_code == 200
+    assert [item["id"] for item in after_second.json()["items"]] == [
+        item["id"] for item in everyone[2:]
+    ]
+    assert from_the_start.json()["items"] == everyone
+    assert past_the_end.json() == {"items": [], "nextCursor": None}
 
 
 # --- addresses --------------------------------------------------------------------------------

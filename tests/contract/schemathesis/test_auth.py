@@ -17,10 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import email_validator
 import pytest
-import schemathesis
-from hypothesis import strategies as st
 from schemathesis.python import asgi
 
 from services.auth.app import create_app
@@ -40,28 +37,6 @@ pytestmark = [pytest.mark.contract, pytest.mark.conformance("auth", "schemathesi
 PASSWORD = "correct-horse-battery-staple"
 CALLERS = ("user", "admin")
 
-
-def _lower_case_domain(address: str) -> str:
-    local, _, domain = address.rpartition("@")
-    return f"{local}@{domain.lower()}"
-
-
-def _deliverable(address: str) -> bool:
-    try:
-        email_validator.validate_email(address, check_deliverability=False)
-    except email_validator.EmailNotValidError:
-        return False
-    return len(address) <= 254
-
-
-# The generated models validate `format: email` with email-validator, which also refuses
-# special-use domains (`x@y.test`, `x@localhost`) that JSON Schema's `email` format accepts:
-# such an address gets 422. That gap belongs to the contract (or the generator's mapping of
-# `format: email`), not to this service, so valid emails are generated as the models read them.
-# Domains are generated in lower case: schemathesis's own validator (jsonschema-rs) refuses
-# mixed-case IDNA labels (`x@y.XN--3e0B707E`) and checks a request again when a link has filled
-# it in, so a login with an address just registered would pass for invalid data.
-schemathesis.openapi.format("email", st.emails().map(_lower_case_domain).filter(_deliverable))
 
 SLOT = ServiceSlot("auth")
 # Each caller's access token, once the `service` fixture has registered them.

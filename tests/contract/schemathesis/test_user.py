@@ -7,8 +7,7 @@ Generated user ids are mostly steered to users the service knows (an active prof
 address, a tombstone), so the checks meet 200s, 201s and 409s, not only 404s. Each test runs
 once as the owner (a token whose `sub` is the user id in the path) and once as an admin
 (confirmed by an in-memory roles table); schemathesis also probes each operation without
-credentials and with a wrong one, expecting 401. Generated bodies hold no NUL character (see
-`filter_body`).
+credentials and with a wrong one, expecting 401.
 """
 
 from __future__ import annotations
@@ -147,25 +146,6 @@ def map_path_parameters(context: Any, path_parameters: dict[str, Any] | None) ->
     if address is not None and address.int % 2 and KNOWN.address is not None:
         steered["addressId"] = KNOWN.address
     return steered
-
-
-@schema.hook
-def filter_body(context: Any, body: Any) -> bool:
-    """No NUL characters: the contract's strings allow them, but PostgreSQL cannot store them,
-    so the service refuses them with 422 (tests/user/test_api.py shows it)."""
-    return not _holds_nul(body)
-
-
-def _holds_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, bytes):
-        return b"\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    return False
 
 
 @pytest.mark.parametrize("caller", CALLERS)
