@@ -2,35 +2,45 @@
 
 from __future__ import annotations
 
-import uvicorn
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from services.auth.app import create_app
 from services.auth.keyring import KeyRingError
-from services.auth.settings import SettingsError, load_settings
+from services.auth.settings import load_settings
+from services.kit import startup
 
 DEFAULT_PORT = 3001
 
 
-def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> None:
-    """Serve the auth service until interrupted; bad settings stop it before it starts."""
+def serve(
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    *,
+    around: Callable[[FastAPI], ASGIApp] | None = None,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the auth service until interrupted. A wrong setting (`SettingsError`), or a
+    database, key ring or port it cannot use (`StartupError`), stops it before it starts,
+    naming the setting to fix. `around` adds to the app (the harness's /docs pages); `ready`
+    is told the URL once it accepts connections."""
+    settings = load_settings()
     try:
-        settings = load_settings()
         app = create_app(settings)
-    except SettingsError as error:
-        raise SystemExit(str(error)) from None
     except KeyRingError as error:
-        raise SystemExit(f"the auth service cannot start: {error}") from None
-    uvicorn.run(
-        app,
+        raise startup.StartupError(f"the auth service cannot start: {error}") from None
+    startup.serve(
+        app if around is None else around(app),
+        service="auth",
         host=host,
         port=port,
-        log_level="info",
+        database=startup.DatabaseSetting("AUTH_DATABASE_URL", settings.database_url),
         access_log=settings.access_log,
-        # The rate limits decide from the peer address; only AUTH_TRUSTED_PROXIES may say
-        # otherwise (uvicorn would believe X-Forwarded-For from any loopback peer).
-        proxy_headers=False,
+        ready=ready,
     )
 
 
 if __name__ == "__main__":
-    serve()
+    startup.main(serve)

@@ -72,7 +72,10 @@ class MessageQueue(Protocol):
     name: str
 
     async def receive(self, max_messages: int, wait_seconds: float) -> list[ReceivedMessage]:
-        """Up to `max_messages`, waiting at most `wait_seconds` for the first to arrive."""
+        """Up to `max_messages`, waiting at most `wait_seconds` for the first to arrive.
+
+        Cancelling a receive loses nothing: what it takes after all is made visible again
+        at once (a consumer that stops cancels its long poll rather than wait for it)."""
         ...
 
     async def delete(self, receipts: Sequence[str]) -> None: ...

@@ -72,7 +72,8 @@ class QueueConsumer:
         self._runner = asyncio.create_task(self._run(), name=f"consumer:{self.queue.name}")
 
     async def stop(self) -> None:
-        """Stop receiving, then wait for every message in flight to be handled and settled."""
+        """Stop receiving, then wait for every message in flight to be handled and settled. A
+        long poll under way is cut short, not waited for (`_receive`)."""
         self._stopping.set()
         if self._runner is not None:
             await self._runner
@@ -104,9 +105,24 @@ class QueueConsumer:
                 await asyncio.gather(*self._batches, return_exceptions=True)
 
     async def _receive(self, room: int) -> list[ReceivedMessage]:
-        # A receive under way is not cancelled on stop: it returns within `wait_seconds`, and
-        # what it took is handled before the consumer stops, rather than left invisible.
-        return await self.queue.receive(room, self.options.wait_seconds)
+        """The next batch; nothing once the consumer is stopping. A long poll can wait up to
+        `wait_seconds` for a message: stop does not wait for it but cancels it, and the queue
+        gives back at once whatever a cancelled receive takes after all (`MessageQueue`)."""
+        receiving = asyncio.ensure_future(self.queue.receive(room, self.options.wait_seconds))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            receiving.cancel()
+            raise
+        finally:
+            stopping.cancel()
+        if not receiving.done():
+            receiving.cancel()
+            await asyncio.wait({receiving})
+        if receiving.cancelled():
+            return []
+        return receiving.result()  # what it took before the cancel arrived is handled
 
     async def _settle_batch(self, batch: list[ReceivedMessage], slot_freed: asyncio.Event) -> None:
         try:
@@ -153,7 +169,6 @@ class QueueConsumer:
         count = received.receive_count
         reason = f"handler failed on receive {count}: {type(error).__name__}: {error}"
         if self._max_receives is not None and count >= self._max_receives:
-            log.error("%s %s: %s; dead-lettering", event_type, received.message_id, reason)
             await self._dead_letter(received, reason)
             return False
         delay = self.options.backoff.delay(count)
@@ -165,6 +180,7 @@ class QueueConsumer:
         return False
 
     async def _dead_letter(self, received: ReceivedMessage, reason: str) -> None:
+        """Move the message to the dead-letter queue, saying so in one line with the reason."""
         try:
             await self.queue.dead_letter(received, reason)
         except Exception:
@@ -174,3 +190,11 @@ class QueueConsumer:
                 reason,
                 self.queue.name,
             )
+            return
+        log.error(
+            "dead-lettered %s %s from %s: %s",
+            received.message.attributes.get("eventType", "message"),
+            received.message_id,
+            self.queue.name,
+            " ".join(reason.split()),  # one line, whatever the handler's error said
+        )

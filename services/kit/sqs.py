@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,8 @@ from services.kit.events import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, Message
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger("accord.consumer")
 
 MAX_VISIBILITY = 43_200  # SQS refuses a longer visibility timeout
 
@@ -70,7 +74,66 @@ class SqsQueue:
         return self._max_receives
 
     async def receive(self, max_messages: int, wait_seconds: float) -> list[ReceivedMessage]:
-        return await asyncio.to_thread(self._receive, max_messages, wait_seconds)
+        """A long poll in a daemon thread of its own, so that neither a consumer's stop nor
+        the process's exit waits for it: cancelled, it returns at once, and what the poll
+        takes after all is made visible again (`_give_back`)."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[ReceivedMessage]] = loop.create_future()
+        abandoned = threading.Event()
+        handed_over = threading.Lock()  # either the caller gets the messages, or they go back
+
+        def deliver(taken: list[ReceivedMessage] | BaseException) -> None:
+            if answer.cancelled():  # cancelled after the poll answered: give them back
+                if isinstance(taken, list):
+                    threading.Thread(target=self._give_back, args=(taken,), daemon=True).start()
+            elif isinstance(taken, BaseException):
+                answer.set_exception(taken)
+            else:
+                answer.set_result(taken)
+
+        def poll() -> None:
+            taken: list[ReceivedMessage] | BaseException
+            try:
+                taken = self._receive(max_messages, wait_seconds)
+            except Exception as error:
+                taken = error
+            with handed_over:
+                if not abandoned.is_set():
+                    try:
+                        loop.call_soon_threadsafe(deliver, taken)
+                        return
+                    except RuntimeError:  # the event loop has closed
+                        pass
+            if isinstance(taken, list):
+                self._give_back(taken)
+
+        threading.Thread(target=poll, name=f"sqs-receive:{self.name}", daemon=True).start()
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            with handed_over:
+                abandoned.set()
+            if answer.done() and not answer.cancelled() and answer.exception() is None:
+                # Answered, but cancelled before this task resumed to take the messages.
+                threading.Thread(
+                    target=self._give_back, args=(answer.result(),), daemon=True
+                ).start()
+            raise
+
+    def _give_back(self, taken: list[ReceivedMessage]) -> None:
+        """Make messages a cancelled receive took visible again at once."""
+        if not taken:
+            return
+        try:
+            self.client.change_message_visibility_batch(
+                QueueUrl=self._resolve(),
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m.receipt, "VisibilityTimeout": 0}
+                    for i, m in enumerate(taken)
+                ],
+            )
+        except Exception as error:  # they come back after the visibility timeout instead
+            log.warning("could not give back %d messages to %s: %s", len(taken), self.name, error)
 
     def _receive(self, max_messages: int, wait_seconds: float) -> list[ReceivedMessage]:
         response = self.client.receive_message(

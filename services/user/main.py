@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
-import uvicorn
+from collections.abc import Callable
 
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from services.kit import startup
 from services.user.app import create_app
-from services.user.settings import SettingsError, load_settings
+from services.user.settings import load_settings
 
 DEFAULT_PORT = 3002
 
 
-def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> None:
-    """Serve the user service until interrupted; bad settings stop it before it starts."""
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        raise SystemExit(str(error)) from None
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+def serve(
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    *,
+    around: Callable[[FastAPI], ASGIApp] | None = None,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the user service until interrupted. A wrong setting (`SettingsError`), or a
+    database, queue or port it cannot use (`StartupError`), stops it before it starts, naming
+    the setting to fix. `around` adds to the app (the harness's /docs pages); `ready` is told
+    the URL once it accepts connections."""
+    settings = load_settings()
+    app = create_app(settings)
+    startup.serve(
+        app if around is None else around(app),
+        service="user",
+        host=host,
+        port=port,
+        database=startup.DatabaseSetting("USER_DATABASE_URL", settings.database_url),
+        ready=ready,
+    )
 
 
 if __name__ == "__main__":
-    serve()
+    startup.main(serve)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.kit.bus import Delivery
 from services.kit.consumer import Backoff, ConsumerOptions, QueueConsumer
 from services.kit.database import AsyncSession, create_engine, sessionmaker
-from services.kit.events import Event, InvalidEventError, Message, current_traceparent, decode
+from services.kit.events import (
+    Event,
+    InvalidEventError,
+    Message,
+    current_traceparent,
+    decode,
+    encode,
+)
 from services.kit.idempotency import IdempotentHandler, processed_events_table
 from services.kit.topology import QueueSpec, SubscriptionSpec, TopicSpec, Topology
 from tests import factories
@@ -217,7 +226,7 @@ async def test_invalid_messages_go_to_the_dead_letter_queue_with_a_reason_and_ne
     handler = Recorder()
     await running(subscribe_all(bus.consumer(names["profiles"], FAST), handler))
     valid = factories.user_created()
-    wrong_schema = json.loads(valid.model_dump_json()) | {"email": "not-an-email"}
+    wrong_schema = json.loads(valid.model_dump_json()) | {"email": None}
     bad = {
         "not JSON": Message("{oops", {"eventType": "user.created"}),
         "wrong schema": Message(json.dumps(wrong_schema), {"eventType": "user.created"}),
@@ -303,19 +312,101 @@ async def test_stop_finishes_the_messages_in_flight_and_loses_none(
     await eventually(lambda: len(first.handled) >= 5)
     await consumer.stop()
 
-    # Everything handled was deleted; everything else is still on the queue, visible.
-    assert bus.depth(names["profiles"]) == len(published) - len(first.ids())
+    # Everything handled was deleted; everything else is still on the queue, visible. (Once a
+    # poll that stop cut short has given back what it took: the queue's counts are approximate
+    # while that happens.)
+    await eventually(lambda: bus.depth(names["profiles"]) == len(published) - len(first.ids()))
     second = Recorder()
     await running(subscribe_all(bus.consumer(names["profiles"], FAST), second))
     await eventually(lambda: first.ids() | second.ids() == {e.eventId for e in published})
     assert first.ids().isdisjoint(second.ids())
 
 
+async def test_each_dead_lettered_message_is_logged_once_with_its_reason(
+    bus: Bus,
+    topology: Topology,
+    names: dict[str, str],
+    running: Callable[..., Awaitable[None]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="accord.consumer")
+    doomed = uuid.uuid4()
+    await running(subscribe_all(bus.consumer(names["profiles"], FAST), Recorder({doomed})))
+    bus.send_raw(names["profiles"], Message("{oops", {"eventType": "user.created"}))
+    await bus.publisher(names["topic"]).publish(factories.user_created(user_id=doomed))
+
+    await eventually(lambda: len(bus.dead_letters(names["profiles"])) == 2)
+    await eventually(lambda: len(dead_letter_lines(caplog)) == 2)
+
+    reasons = sorted(letter.reason or "" for letter in bus.dead_letters(names["profiles"]))
+    assert reasons[0] == f"handler failed on receive 3: RuntimeError: cannot handle user {doomed}"
+    assert reasons[1].startswith("invalid message: the body is not JSON")
+    lines = sorted(dead_letter_lines(caplog), key=lambda line: line.split(": ", 1)[1])
+    for line, reason in zip(lines, reasons, strict=True):
+        assert line.startswith("dead-lettered user.created ")
+        assert line.endswith(f" from {names['profiles']}: {reason}")
+
+
+def dead_letter_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The lines the consumer logged about dead letters (one per message is expected)."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "accord.consumer" and "dead-letter" in record.getMessage()
+    ]
+
+
+@pytest.mark.emulator
+async def test_a_long_poll_that_stop_left_pending_gives_back_what_it_takes_at_once(
+    moto_endpoint: str, names: dict[str, str]
+) -> None:
+    bus = MotoBus(moto_endpoint)
+    bus.provision(
+        Topology(
+            topics=(),
+            queues=(
+                QueueSpec(names["profiles-dlq"]),
+                # A long visibility timeout: a message not given back would stay hidden.
+                QueueSpec(names["profiles"], 600, 0, 345_600, names["profiles-dlq"], 3),
+            ),
+            subscriptions=(),
+        )
+    )
+    handler = Recorder()
+    consumer = subscribe_all(
+        bus.consumer(names["profiles"], ConsumerOptions(wait_seconds=20)), handler
+    )
+    await consumer.start()
+    await eventually(lambda: bool(receive_threads(names["profiles"])))
+
+    await consumer.stop()
+
+    # Stop returned while the poll is still waiting on SQS: it did not wait for it, and the
+    # poll's thread is a daemon, which the process's exit does not wait for either.
+    [poll] = receive_threads(names["profiles"])
+    assert poll.daemon
+    event = factories.user_created()
+    bus.send_raw(names["profiles"], encode(event))  # the pending poll takes it ...
+    await asyncio.to_thread(poll.join, 30)
+    [given_back] = await bus.receive_raw(names["profiles"])  # ... and gave it back at once
+    assert decode(given_back.message) == event
+    assert given_back.receive_count == 2
+    assert handler.handled == []
+
+
+def receive_threads(queue: str) -> list[threading.Thread]:
+    return [
+        thread
+        for thread in threading.enumerate()
+        if thread.name == f"sqs-receive:{queue}" and thread.is_alive()
+    ]
+
+
 async def test_an_invalid_event_raises_on_publish_and_reaches_no_queue(
     bus: Bus, topology: Topology, names: dict[str, str]
 ) -> None:
     event = factories.user_created()
-    event.email = "not-an-email"  # generated models do not validate assignment
+    event.email = "a" * 255 + "@example.com"  # generated models do not validate assignment
 
     with pytest.raises(InvalidEventError):
         await bus.publisher(names["topic"]).publish(event)

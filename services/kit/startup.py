@@ -1,0 +1,430 @@
+"""Starting a service: one uvicorn server, and a failure to start told in one line.
+
+`serve` is what each service's `main.py` runs (`accord serve <service>`): it binds the port
+first, runs the application's lifespan (migrations, consumers, the outbox relay) before the
+server accepts a connection, then serves until SIGINT or SIGTERM. Whatever stops a service
+from starting becomes a `StartupError` whose message names the setting to fix and, for a
+database, its host and port (never the URL, which may hold a password): `explain` is the one
+mapping from an exception to that message, used by `serve` and by `accord up`.
+
+The log format (`configure_logging`) and the line per request (`RequestLog`) are here too, so
+that a service logs the same way whether `accord serve` or `accord up` runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import re
+import signal
+import socket
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Literal
+
+import uvicorn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("accord.startup")
+
+LOG_FORMAT: Final = "%(asctime)s %(name)-20s %(message)s"
+# Chatty at INFO; their warnings and errors still show. uvicorn's INFO lines are its start and
+# stop messages, which the services replace with one line each.
+QUIET_LOGGERS: Final = ("botocore", "aiosqlite", "alembic", "httpx", "uvicorn.error")
+
+# A message that starts with the setting it is about.
+SETTING_FIRST: Final = re.compile(r"[A-Z][A-Z0-9_]+: ")
+# Modules whose OS errors are the database's: a refused or unresolvable PostgreSQL host.
+DATABASE_MODULES: Final = ("asyncpg", "sqlalchemy", "aiosqlite", "alembic")
+
+
+def configure_logging(quiet: Iterable[str] = ()) -> None:
+    """Log at INFO to stderr as `<time> <logger> <message>`, with `QUIET_LOGGERS` and `quiet`
+    at WARNING; uvicorn's access log is replaced by `RequestLog`."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    for name in (*QUIET_LOGGERS, *quiet):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class StartupError(Exception):
+    """A service cannot start; the message (one line) names the setting to fix."""
+
+
+@dataclass(frozen=True)
+class DatabaseSetting:
+    """The setting that names a service's database (`AUTH_DATABASE_URL`) and its value."""
+
+    name: str
+    url: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    def where(self) -> str:
+        """`host:port` of a PostgreSQL database, the file of a SQLite one; never a password."""
+        try:
+            url = make_url(self.url)
+        except ArgumentError:
+            return "(a URL that cannot be parsed)"
+        if url.get_backend_name() == "sqlite":
+            return url.database or ":memory:"
+        return f"{url.host or 'localhost'}:{url.port or 5432}"
+
+    def describe(self) -> str:
+        """The database as a person names it: `the SQLite database .accord/auth.db`,
+        `the database "accord" on the PostgreSQL server at 127.0.0.1:5432`."""
+        try:
+            url = make_url(self.url)
+        except ArgumentError:
+            return "the database"
+        if url.get_backend_name() == "sqlite":
+            return f"the SQLite database {self.where()}"
+        return f'the database "{url.database}" on the PostgreSQL server at {self.where()}'
+
+    def scrub(self, text: str) -> str:
+        """`text` without the URL's password, should a driver have quoted it."""
+        with contextlib.suppress(ArgumentError):
+            password = make_url(self.url).password
+            if password:
+                return text.replace(str(password), "***")
+        return text
+
+
+def explain(error: BaseException, *, service: str, database: DatabaseSetting) -> StartupError:
+    """What stopped `service` from starting, in one line naming the setting to fix."""
+    for cause in _causes(error):
+        message = _explain_database(cause, database)
+        if message is not None:
+            return StartupError(database.scrub(message))
+    for cause in _causes(error):
+        if type(cause).__name__ == "EndpointConnectionError":  # botocore's, for SNS/SQS
+            return StartupError(f"AWS_ENDPOINT_URL: cannot reach SNS/SQS: {_line(cause)}")
+    if isinstance(error, StartupError):
+        return error
+    line = _line(error)
+    if SETTING_FIRST.match(line):  # it names its setting already: `USER_QUEUE: ...`
+        return StartupError(database.scrub(line))
+    return StartupError(
+        database.scrub(f"the {service} service could not start: {type(error).__name__}: {line}")
+    )
+
+
+def _explain_database(error: BaseException, database: DatabaseSetting) -> str | None:
+    setting, where = database.name, database.where()
+    sqlstate = getattr(error, "sqlstate", None)  # asyncpg's errors carry PostgreSQL's code
+    if sqlstate == "3D000":
+        name = _database_name(database.url)
+        return (
+            f'{setting}: the database "{name}" does not exist on the PostgreSQL server at '
+            f"{where}; create it, or point {setting} at one that exists"
+        )
+    if isinstance(sqlstate, str) and sqlstate.startswith("28"):
+        return f"{setting}: the PostgreSQL server at {where} refused the login: {_line(error)}"
+    if sqlstate == "57P03":
+        return f"{setting}: the PostgreSQL server at {where} is not accepting connections yet"
+    if type(error).__name__ == "CommandError" and type(error).__module__.startswith("alembic"):
+        hint = (
+            " (its alembic_version names a revision this version of the service does not have)"
+            if "Can't locate revision" in str(error)
+            else ""
+        )
+        return f"{setting}: migrating {database.describe()} failed: {_line(error)}{hint}"
+    if isinstance(error, sqlite3.Error):
+        return f"{setting}: {database.describe()}: {_line(error)}"
+    if isinstance(error, OSError) and _raised_in(error, DATABASE_MODULES):
+        if database.is_sqlite:
+            return f"{setting}: {database.describe()}: {_reason(error)}"
+        return f"{setting}: cannot reach the PostgreSQL server at {where} ({_reason(error)})"
+    if type(error).__module__.startswith(("sqlalchemy", "asyncpg")) and sqlstate is not None:
+        return f"{setting}: {database.describe()}: {_line(error)}"
+    return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then the driver's error SQLAlchemy wrapped (`.orig`), what it was raised from,
+    and what it was raised while handling (unless `raise … from None` hid that)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        context = None if current.__suppress_context__ else current.__context__
+        for linked in (getattr(current, "orig", None), current.__cause__, context):
+            if isinstance(linked, BaseException):
+                pending.append(linked)
+
+
+def _raised_in(error: BaseException, modules: tuple[str, ...]) -> bool:
+    tb: TracebackType | None = error.__traceback__
+    while tb is not None:
+        name = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if name.split(".", 1)[0] in modules:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _reason(error: OSError) -> str:
+    if isinstance(error, socket.gaierror):
+        return "unknown host"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if error.errno is not None and error.errno in errno.errorcode:
+        # Not `strerror`: asyncio puts its own words there ("Connect call failed (...)").
+        return os.strerror(error.errno).lower()
+    return _line(error)
+
+
+def _line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _database_name(url: str) -> str:
+    with contextlib.suppress(ArgumentError):
+        return make_url(url).database or ""
+    return ""
+
+
+def listening_socket(
+    host: str, port: int, *, setting: str = "--port", host_setting: str = "--host"
+) -> socket.socket:
+    """A socket bound to `host`:`port` for the server, or `StartupError` naming `setting`
+    when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn does: connections in TIME_WAIT do not make a port busy.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} is already in use on {host}; stop what uses it or choose "
+                f"another port with {setting}"
+            ) from None
+        raise StartupError(
+            f"cannot listen on {host}:{port} ({_reason(error)}); check {host_setting} and {setting}"
+        ) from None
+    return listener
+
+
+class Lifespan:
+    """An ASGI application's lifespan run beside the server rather than by it: `startup()`
+    raises what the application raised (so it can be explained), `shutdown()` runs after the
+    server has stopped."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        scope: Scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": {},
+        }
+        self._task = asyncio.create_task(self._run(scope), name="lifespan")
+        await self._inbox.put({"type": "lifespan.startup"})
+        reply = await self._reply()
+        if reply is not None and reply["type"] == "lifespan.startup.complete":
+            return
+        await self._task  # raises what the application raised
+        raise RuntimeError(str((reply or {}).get("message") or "the application did not start"))
+
+    async def _run(self, scope: Scope) -> None:
+        await self.app(scope, self._inbox.get, self._outbox.put)
+
+    async def shutdown(self) -> None:
+        task = self._task
+        if task is None or task.done():
+            return
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        reply = await self._reply()
+        try:
+            await task
+        except Exception as error:
+            log.error("shutting down failed: %s: %s", type(error).__name__, _line(error))
+            return
+        if reply is not None and reply["type"] == "lifespan.shutdown.failed":
+            log.error("shutting down failed: %s", _line(RuntimeError(reply.get("message", ""))))
+
+    async def cancel(self) -> None:
+        """Abandon a start-up under way (the process is being interrupted)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+    async def _reply(self) -> Message | None:
+        """The application's next message, or None when it ended without sending one."""
+        assert self._task is not None
+        getting = asyncio.ensure_future(self._outbox.get())
+        await asyncio.wait({getting, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if getting.done():
+            return getting.result()
+        getting.cancel()
+        return None
+
+
+class RequestLog:
+    """One log line per request: `accord.auth  POST /api/v1/auth/register 201 (12 ms)`."""
+
+    def __init__(self, app: ASGIApp, name: str) -> None:
+        self.app = app
+        self.log = logging.getLogger(f"accord.{name}")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            if not scope["path"].startswith(("/health", "/docs")):
+                self.log.info(
+                    "%s %s %d (%.0f ms)",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
+
+
+class Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its caller and says when it listens."""
+
+    def __init__(self, config: uvicorn.Config, started: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self._on_started = started
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()
+
+
+def server_config(app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> uvicorn.Config:
+    """How every Accord server runs: a service's lifespan beside it (`Lifespan`), no uvicorn
+    logging of its own, and client addresses from the peer: only the auth service decides
+    which proxies' X-Forwarded-For to believe (`AUTH_TRUSTED_PROXIES`)."""
+    return uvicorn.Config(
+        app, lifespan=lifespan, log_config=None, access_log=False, proxy_headers=False
+    )
+
+
+def serve(
+    app: ASGIApp,
+    *,
+    service: str,
+    host: str,
+    port: int,
+    database: DatabaseSetting,
+    access_log: bool = True,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve `app` on `host`:`port` until SIGINT or SIGTERM; `StartupError` if it cannot
+    start. `ready` is called with the service's URL once it accepts connections."""
+    if not logging.getLogger().handlers:
+        configure_logging()
+    listener = listening_socket(host, port)
+    try:
+        asyncio.run(
+            _serve(
+                RequestLog(app, service) if access_log else app,
+                listener,
+                service=service,
+                database=database,
+                url=f"http://{host}:{listener.getsockname()[1]}",
+                ready=ready,
+            )
+        )
+    finally:
+        listener.close()
+
+
+async def _serve(
+    app: ASGIApp,
+    listener: socket.socket,
+    *,
+    service: str,
+    database: DatabaseSetting,
+    url: str,
+    ready: Callable[[str], None] | None,
+) -> None:
+    def started() -> None:
+        if ready is not None:
+            ready(url)
+        else:
+            log.info("%s service on %s", service, url)
+
+    server = Server(server_config(app), started)
+    interrupted = asyncio.Event()
+
+    def interrupt() -> None:
+        if interrupted.is_set():  # a second Ctrl-C: stop waiting for open connections
+            server.force_exit = True
+        interrupted.set()
+        server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt)
+    lifespan = Lifespan(app)
+    starting = asyncio.ensure_future(lifespan.startup())
+    waiting = asyncio.ensure_future(interrupted.wait())
+    await asyncio.wait({starting, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if not starting.done():  # interrupted while starting
+        starting.cancel()
+        await lifespan.cancel()
+        return
+    try:
+        starting.result()
+    except Exception as error:
+        log.debug("%s service could not start", service, exc_info=error)
+        raise explain(error, service=service, database=database) from None
+    try:
+        await server.serve(sockets=[listener])
+    finally:
+        await lifespan.shutdown()
+
+
+def main(serve: Callable[[], None]) -> None:
+    """Run a service's `serve` as a program (`python -m services.auth.main`): a failure to
+    start is told on stderr, without a traceback, with exit status 2."""
+    try:
+        serve()
+    except (StartupError, ValueError) as error:  # a SettingsError is a ValueError
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
