@@ -1,5 +1,6 @@
 """The SMTP sink of the local stack: an SMTP server (aiosmtpd) that keeps every message it
-receives, readable as JSON at `GET /api/messages` and as a web page with clickable links."""
+receives, readable as JSON at `GET /api/messages` and as a web page (the mailbox) that shows
+each message as its recipient would see it and updates itself from that JSON."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ import email
 import email.policy
 import html
 import itertools
+import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from importlib import resources
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 LINK = re.compile(r"https?://[^\s<>\"']+")
 
@@ -39,10 +43,11 @@ class ReceivedMail:
 class Mailbox:
     """Every message received, in order; safe to read while the SMTP thread writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
         self._ids = itertools.count(1)
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def add(self, mail_from: str, recipients: list[str], raw: bytes) -> ReceivedMail:
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
@@ -55,7 +60,7 @@ class Mailbox:
         with self._lock:
             mail = ReceivedMail(
                 id=next(self._ids),
-                received_at=datetime.now(UTC).isoformat(),
+                received_at=self._clock().astimezone(UTC).isoformat(timespec="milliseconds"),
                 mail_from=mail_from,
                 recipients=recipients,
                 subject=str(parsed.get("Subject", "")),
@@ -113,7 +118,10 @@ class SmtpSink:
 
 
 def mail_app(mailbox: Mailbox, auth_url: str | None = None) -> FastAPI:
-    """The sink's HTTP face: `GET /api/messages` (JSON), `DELETE /api/messages`, and `/`.
+    """The sink's HTTP face: `GET /api/messages` (JSON), `DELETE /api/messages`, and the
+    mailbox at `/`: each message's HTML part as its recipient would see it (in a sandboxed
+    frame: no scripts, links open in a new tab), its text part one click away, times in the
+    reader's time zone, new messages added in place as `/api/messages` reports them.
 
     With `auth_url`, it also stands in for the front end the emails link to, through the auth
     service's API. Mail scanners open links to look at them, so opening one spends nothing:
@@ -210,24 +218,22 @@ def mail_app(mailbox: Mailbox, auth_url: str | None = None) -> FastAPI:
         mailbox.clear()
 
     @app.get("/", response_class=HTMLResponse)
-    async def page() -> str:
-        rows = "".join(_render(mail) for mail in reversed(mailbox.all()))
-        return PAGE.format(count=len(mailbox.all()), rows=rows or "<p class=empty>No mail yet.</p>")
+    async def page() -> HTMLResponse:
+        messages = [asdict(mail) for mail in mailbox.all()]
+        # A JSON data block for the script; "<" escaped so that no text ends the element.
+        initial = json.dumps(messages).replace("<", "\\u003c")
+        return HTMLResponse(
+            PAGE.format(count=len(messages), initial=initial),
+            headers={"content-security-policy": MAILBOX_POLICY},
+        )
+
+    @app.get("/mailbox.js")
+    async def mailbox_script() -> Response:
+        return Response(
+            MAILBOX_SCRIPT, media_type="text/javascript", headers={"cache-control": "no-cache"}
+        )
 
     return app
-
-
-def _render(mail: ReceivedMail) -> str:
-    body = html.escape(mail.text or "")
-    for link in mail.links:
-        escaped = html.escape(link)
-        body = body.replace(escaped, f'<a href="{escaped}">{escaped}</a>')
-    return (
-        f"<article><h2>{html.escape(mail.subject)}</h2>"
-        f"<p class=meta>#{mail.id} · to {html.escape(', '.join(mail.recipients))} · "
-        f"from {html.escape(mail.mail_from)} · {html.escape(mail.received_at)}</p>"
-        f"<pre>{body}</pre></article>"
-    )
 
 
 SIMPLE = """<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>
@@ -237,15 +243,49 @@ SIMPLE = """<!doctype html><html lang=en><head><meta charset=utf-8><title>{title
 <p><a href="/">back to the mailbox</a></p></body></html>
 """
 
+# The mailbox runs its own script only; an email's HTML is shown in a frame without scripts,
+# and its styles (inline, as emails have them) are allowed, its images only when inline.
+MAILBOX_POLICY = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "img-src 'self' data:; frame-src 'self'; form-action 'none'"
+)
+
+MAILBOX_SCRIPT = (resources.files("harness.stack") / "mailbox.js").read_text(encoding="utf-8")
+
 PAGE = """<!doctype html>
 <html lang=en><head><meta charset=utf-8><title>Accord mail ({count})</title>
-<meta http-equiv=refresh content=5>
+<meta name=viewport content="width=device-width, initial-scale=1">
+<meta name=referrer content=no-referrer><link rel=icon href="data:,">
 <style>
-body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; }}
-article {{ border: 1px solid #ccc; border-radius: 6px; padding: 0 1rem; margin: 1rem 0; }}
-.meta {{ color: #666; font-size: 13px; }} pre {{ white-space: pre-wrap; }}
+body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
+  padding: 0 1rem; color: #222; }}
+[hidden] {{ display: none !important; }}
+article {{ border: 1px solid #ccc; border-radius: 6px; padding: 0 1rem 1rem; margin: 1rem 0; }}
+article.new {{ animation: arrived 2s ease-out; }}
+@keyframes arrived {{ from {{ background: #fff6c8; }} to {{ background: transparent; }} }}
+article h2 {{ margin: .75rem 0 0; font-size: 1.2rem; }}
+.meta, .status {{ color: #666; font-size: 13px; }}
+.views button {{ font: inherit; font-size: 13px; padding: 2px 10px; border: 1px solid #999;
+  background: #fff; cursor: pointer; }}
+.views button:first-child {{ border-radius: 4px 0 0 4px; }}
+.views button:last-child {{ border-radius: 0 4px 4px 0; border-left: 0; }}
+.views button[aria-pressed=true] {{ background: #333; color: #fff; border-color: #333; }}
+.views button:disabled {{ color: #aaa; cursor: default; }}
+iframe {{ display: block; width: 100%; height: 28rem; border: 1px solid #ddd;
+  border-radius: 4px; margin-top: .75rem; resize: vertical; overflow: auto; background: #fff; }}
+pre.text {{ white-space: pre-wrap; margin-top: .75rem; }}
 .empty {{ color: #666; }}
+.status.failing {{ color: #a00; }}
 </style></head>
-<body><h1>Accord mail</h1><p class=meta>{count} messages · JSON at
-<a href="/api/messages">/api/messages</a> · refreshes every 5 s</p>{rows}</body></html>
+<body><h1>Accord mail</h1>
+<p class=meta><span id=count>{count} messages</span> · JSON at
+<a href="/api/messages">/api/messages</a> · new mail appears here as it arrives
+<span id=status class=status role=status></span></p>
+<noscript><p>This page needs JavaScript to show the messages; they are also at
+<a href="/api/messages">/api/messages</a>.</p></noscript>
+<p id=empty class=empty hidden>No mail yet.</p>
+<div id=messages></div>
+<script type=application/json id=initial>{initial}</script>
+<script src="/mailbox.js"></script>
+</body></html>
 """

@@ -5,39 +5,24 @@ scanners open links too."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Page
 
 from generated.events import models as events
 from harness.stack.smtp import Mailbox, mail_app
 from services.auth.app import build_adapters, create_app
 from services.auth.settings import Settings
 from tests.auth.conftest import PASSWORD, Bus, Clock
+from tests.browser import chromium_page, serving
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("ACCORD_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 NEW_PASSWORD = "an-entirely-new-passphrase"
 E = TypeVar("E")
 
@@ -46,31 +31,6 @@ E = TypeVar("E")
 def database_url(tmp_path: Path) -> str:
     """SQLite only: these tests are about the pages, not the database."""
     return f"sqlite:///{tmp_path / 'auth.db'}"
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free port of 127.0.0.1, lifespan included; its base URL."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port: int = listener.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
-    )
-    task = asyncio.create_task(server.serve(sockets=[listener]), name=f"uvicorn:{port}")
-    try:
-        deadline = asyncio.get_running_loop().time() + 30
-        while not server.started:
-            if task.done():
-                await task
-                raise AssertionError("uvicorn stopped before it started serving")
-            assert asyncio.get_running_loop().time() < deadline, "uvicorn did not start"
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        listener.close()
 
 
 class Site:
@@ -142,19 +102,8 @@ async def site(settings: Settings, bus: Bus, clock: Clock) -> AsyncIterator[Site
 
 @pytest.fixture
 async def page() -> AsyncIterator[Page]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(
-            f"no Chromium at {CHROMIUM}: `apt-get install chromium` (as .ci/run does) "
-            "or set ACCORD_TEST_CHROMIUM"
-        )
-    async with async_playwright() as playwright:
-        browser: Browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS
-        )
-        try:
-            yield await browser.new_page()
-        finally:
-            await browser.close()
+    async with chromium_page() as page:
+        yield page
 
 
 async def test_opening_the_verification_link_verifies_nothing_until_the_button_is_clicked(
