@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.cli_schemas import OutputFormat, RootOption
+from harness.cli_options import RootOption
+from harness.cli_schemas import OutputFormat
 
 if TYPE_CHECKING:
     from harness.replay.runner import Progress as ReplayProgress
@@ -48,8 +49,8 @@ def replay(
         str | None,
         typer.Option(
             "--endpoint",
-            help="The stack's SNS/SQS endpoint (default: the one in .accord/stack.json, "
-            "else the emulator's address under `accord up`).",
+            help="The stack's SNS/SQS endpoint (default: AWS_ENDPOINT_URL or "
+            "LOCALSTACK_ENDPOINT, else that of the `accord up` running with --state).",
         ),
     ] = None,
     seed: Annotated[
@@ -87,13 +88,19 @@ def replay(
     an event dead-lettered that was not invalid."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from harness.cli import err, load_project
-    from harness.replay.stack import DEFAULT_ENDPOINT, replay_file, stack_probes
+    from harness.cli import bus_location, err, load_project
+    from harness.replay.stack import replay_file, stack_probes
     from services.kit.sqs import QueueNotFoundError
 
     project = load_project(root)
     state = state if state is not None else project.root / ".accord"
-    where = endpoint or _stack_endpoint(state) or DEFAULT_ENDPOINT
+    where = bus_location(endpoint, state).endpoint_url
+    if where is None:  # ACCORD_ENV=production: replaying into real AWS is not what this is for
+        err.print(
+            "[red]error:[/] accord replay needs the SNS/SQS endpoint of a stack: pass --endpoint "
+            "URL or start `accord up`"
+        )
+        raise typer.Exit(2)
     probes = stack_probes(state) if compare else []
     if compare and not probes:
         err.print(
@@ -145,16 +152,6 @@ def replay(
     else:
         _print_summary(summary, where)
     raise typer.Exit(0 if summary.ok else 1)
-
-
-def _stack_endpoint(state: Path) -> str | None:
-    try:
-        data = json.loads((state / "stack.json").read_text())
-    except (OSError, ValueError):
-        return None
-    aws = data.get("aws") if isinstance(data, dict) else None
-    value = aws.get("endpoint") if isinstance(aws, dict) else None
-    return value if isinstance(value, str) else None
 
 
 def _as_json(summary: ReplaySummary) -> dict[str, object]:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from harness.cli_options import RootOption
+
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
 
@@ -23,17 +25,6 @@ if TYPE_CHECKING:
 schemas_app = typer.Typer(
     help="Publish versioned event schemas, refusing incompatible ones.", no_args_is_help=True
 )
-
-# The same option as harness.cli.RootOption (not imported: see the module docstring).
-RootOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--root",
-        help="The project directory (default: the nearest parent with \\[tool.accord]).",
-        file_okay=False,
-        exists=True,
-    ),
-]
 
 
 class Registry(StrEnum):
@@ -50,23 +41,11 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def _glue_client(endpoint: str | None) -> GlueClient:
-    from harness.cli import err
-    from services.kit.aws import BusLocation
+def _glue_client(endpoint: str | None, state: Path) -> GlueClient:
+    """Glue where the bus is: `--endpoint`, the environment, else the running `accord up`."""
+    from harness.cli import bus_location
 
-    try:
-        detected = BusLocation.detect()
-    except ValueError as error:
-        err.print(f"[red]error:[/] {escape(str(error))}")
-        raise typer.Exit(2) from None
-    location = BusLocation("endpoint", endpoint, detected.region) if endpoint else detected
-    if location.mode == "memory":
-        err.print(
-            "[red]error:[/] no AWS endpoint for Glue: pass --endpoint URL, set AWS_ENDPOINT_URL, "
-            "or set ACCORD_ENV=production for real AWS"
-        )
-        raise typer.Exit(2)
-    client: GlueClient = location.client("glue")
+    client: GlueClient = bus_location(endpoint, state).client("glue")
     return client
 
 
@@ -106,8 +85,9 @@ def publish(
         str | None,
         typer.Option(
             "--endpoint",
-            help="Glue endpoint, e.g. a moto server (default: AWS_ENDPOINT_URL, or real AWS "
-            "when ACCORD_ENV=production).",
+            help="Glue endpoint, e.g. a moto server (default: AWS_ENDPOINT_URL or "
+            "LOCALSTACK_ENDPOINT, else the running `accord up` of the project, else real AWS when "
+            "ACCORD_ENV=production).",
         ),
     ] = None,
     glue_registry: Annotated[
@@ -141,7 +121,8 @@ def publish(
         raise typer.Exit(1)
     glue = None
     if registry is Registry.glue:
-        glue = schemas.GlueTarget(lambda: _glue_client(endpoint), glue_registry)
+        state = project.root / ".accord"
+        glue = schemas.GlueTarget(lambda: _glue_client(endpoint, state), glue_registry)
         out.print(f"mirroring the catalog to Glue registry {escape(glue_registry)}")
     try:
         schemas.apply(publication, glue=glue, progress=lambda line: out.print(escape(line)))

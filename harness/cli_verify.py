@@ -9,19 +9,15 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
-from harness.cli_schemas import OutputFormat, RootOption
+from harness.cli_options import RootOption
+from harness.cli_schemas import OutputFormat
 from harness.project import Project
-from harness.verify import LAYERS, SERVICES, Summary, VerifyError, run
+from harness.verify import LAYERS, SERVICES, Summary, VerifyError, layer_name, run
 
-LAYER_TITLES = {
-    "pact": "pacts",
-    "schemathesis": "schemathesis",
-    "contract-code": "contract ↔ code",
-    "rbac": "RBAC",
-    "other": "other contract tests",
-}
+# The table names each layer as --layer does (harness.verify.LAYERS); the rest are "other".
+LAYER_TITLES = {**{name: name for name in LAYERS}, "other": "other contract tests"}
 FAILURE_LINES = 25
 
 
@@ -29,29 +25,41 @@ def verify(
     root: RootOption = None,
     service: Annotated[
         list[str] | None,
-        typer.Option("--service", help=f"Only this service ({', '.join(SERVICES)}); repeatable."),
+        typer.Option(
+            "--service",
+            metavar="<name>",
+            help=f"Only this service ({', '.join(SERVICES)}); repeatable.",
+        ),
     ] = None,
     layer: Annotated[
         list[str] | None,
-        typer.Option("--layer", help=f"Only this layer ({', '.join(LAYERS)}); repeatable."),
+        typer.Option(
+            "--layer",
+            metavar="<name>",
+            help=f"Only this layer ({', '.join(LAYERS)}: the names in the tables); repeatable.",
+        ),
     ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="text: tables; json: one object, for CI.")
     ] = OutputFormat.text,
 ) -> None:
-    """Run the conformance suite (pacts, schemathesis, contract ↔ code, RBAC): a table per
+    """Run the conformance suite (pacts, schemathesis, contract-code, rbac): a table per
     service; exit 1 on any failure."""
     from harness.cli import err, load_project, out
 
-    for value, known, flag in ((service, SERVICES, "--service"), (layer, LAYERS, "--layer")):
+    layers = [layer_name(value) or value for value in layer or ()]
+    for value, known, flag in ((service, SERVICES, "--service"), (layers, LAYERS, "--layer")):
         unknown = sorted(set(value or ()) - set(known))
         if unknown:
-            err.print(f"[red]error:[/] {flag}: unknown {', '.join(unknown)}; one of {known}")
+            err.print(
+                f"[red]error:[/] {flag}: unknown {escape(', '.join(unknown))}; "
+                f"one of {', '.join(known)}"
+            )
             raise typer.Exit(2)
     project = load_project(root)
 
     try:
-        summary = _run_with_progress(project, service or (), layer or ())
+        summary = _run_with_progress(project, service or (), layers)
     except VerifyError as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
@@ -66,19 +74,31 @@ def verify(
 def _run_with_progress(project: Project, services: Any, layers: Any) -> Summary:
     from harness.cli import err
 
+    # The count and the time come first and the bar is short, so that at 80 columns only the
+    # test's name is cut (with an ellipsis), never the count.
     progress = Progress(
         TextColumn("[bold]verify[/]"),
-        BarColumn(),
         MofNCompleteColumn(),
+        BarColumn(bar_width=16),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn(
+            "{task.description}",
+            table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1),
+        ),
         console=err,
         transient=True,
+        expand=True,
     )
     task = progress.add_task("collecting…", total=None)
+    found = 0
 
     def on_event(event: dict[str, Any]) -> None:
-        if event["kind"] == "collected":
+        nonlocal found
+        if event["kind"] == "collecting":
+            found += int(event["tests"])
+            module = Path(str(event["nodeid"])).name
+            progress.update(task, description=escape(f"collecting… {module} ({found} found)"))
+        elif event["kind"] == "collected":
             progress.update(task, total=len(event["tests"]), description="")
         elif event["kind"] == "started":
             progress.update(task, description=escape(_short(event["nodeid"])))

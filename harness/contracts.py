@@ -141,7 +141,10 @@ class Resolver:
 
     def target(self, base: Path, ref: str) -> tuple[Path, str]:
         """The file and pointer that `ref`, written in `base`, refers to."""
-        parts = urlsplit(ref)
+        try:
+            parts = urlsplit(ref)
+        except ValueError:
+            raise DanglingReferenceError(f"$ref {ref!r} is not a valid reference") from None
         if parts.scheme or parts.netloc:
             raise DanglingReferenceError(
                 f"$ref {ref!r} is remote; contracts may only refer to files in the repository"

@@ -50,7 +50,8 @@ def rotate(directory: Path | None) -> list[str]:
     except (KeyRingError, OSError) as error:
         raise KeysError(str(error)) from None
     state = next(state for state in states if state.kid == added.key.kid)
-    lines = [f"new signing key {added.key.kid} in {ring.directory}: {describe(state, now)}"]
+    where = ring.directory.absolute()  # `--root` runs this from the project, not from here
+    lines = [f"new signing key {added.key.kid} in {where}: {describe(state, now)}"]
     lines.append("the JWKS now publishes (a running auth service sees it within a second):")
     lines += [f"  {state.kid}  {describe(state, now)}" for state in published_states(states)]
     return lines
@@ -61,8 +62,8 @@ def listing(directory: Path | None) -> list[str]:
     ring = open_ring(directory, create=False)
     if ring.empty:
         return [
-            f"the key ring {ring.directory} holds no key yet: the auth service creates one when "
-            "it first starts in local mode, or run `accord keys rotate`"
+            f"the key ring {ring.directory.absolute()} holds no key yet: the auth service creates "
+            "one when it first starts in local mode, or run `accord keys rotate`"
         ]
     now = now_utc()
     try:

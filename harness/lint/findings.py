@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ from harness.contracts import (
     Resolver,
     iter_contract_files,
     join,
+    lookup,
+    split,
 )
 from harness.project import Project
 
@@ -84,6 +86,58 @@ def check_references(document: Document, resolver: Resolver, report: Reporter) -
     return ok
 
 
+# Keys whose values are data, where `null` is a value like any other: examples, defaults,
+# constants and enumerations (specification extensions, `x-...`, are skipped too).
+DATA_KEYS = frozenset({"example", "examples", "default", "const", "enum"})
+
+
+def misplaced_nulls(value: Any, pointer: str = "") -> Iterator[str]:
+    """The pointer of every `null` outside data: a key left empty, most often because what
+    belongs under it (a `$ref`, a block) is indented too little and became its sibling."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            key = str(key)
+            if key in DATA_KEYS or key.startswith("x-"):
+                continue
+            if child is None:
+                yield join(pointer, key)
+            else:
+                yield from misplaced_nulls(child, join(pointer, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            if child is None:
+                yield join(pointer, index)
+            else:
+                yield from misplaced_nulls(child, join(pointer, index))
+
+
+def check_nulls(document: Document, report: Reporter) -> None:
+    for pointer in misplaced_nulls(document.data):
+        *parents, last = split(pointer)
+        if isinstance(lookup(document.data, join("", *parents)), list):
+            what = f"item {last} of {parents[-1]!r}" if parents else f"item {last}"
+            hint = "is the `$ref` or block meant to be there indented too little?"
+        else:
+            what = repr(last)
+            hint = "is the `$ref` or block meant to be under it indented too little?"
+        report.add(document.path, pointer, f"{what} is null where a value belongs: {hint}")
+
+
+def guarded(
+    report: Reporter, document: Document, what: str, check: Callable[..., None], *args: Any
+) -> None:
+    """`check(*args)`; if the document is too malformed for it, that is a finding, not a crash."""
+    try:
+        check(*args)
+    except Exception as error:
+        report.add(
+            document.path,
+            "",
+            f"{what} stopped on a malformed part of the document ({type(error).__name__}: "
+            f"{error}); fix the other findings first",
+        )
+
+
 def kind_of(document: Document) -> str | None:
     if isinstance(document.data, dict):
         if "openapi" in document.data:
@@ -91,6 +145,11 @@ def kind_of(document: Document) -> str | None:
         if "asyncapi" in document.data:
             return "asyncapi"
     return None
+
+
+# One check of a document: what it is called (for a finding if it cannot finish), the
+# function and its arguments.
+Step = tuple[str, Callable[..., None], tuple[Any, ...]]
 
 
 def lint_project(project: Project, files: Iterable[Path] | None = None) -> LintReport:
@@ -115,13 +174,35 @@ def lint_project(project: Project, files: Iterable[Path] | None = None) -> LintR
         documents.append((document, kind_of(document), resolvable))
 
     for document, kind, resolvable in documents:
+        steps: list[Step]
         if kind == "openapi":
-            specs.check_openapi(document, resolvable, reporter)
+            steps = [
+                ("the OpenAPI check", specs.check_openapi, (document, resolvable, reporter)),
+                ("the project's rules", rules.check_openapi_rules, (document, resolver, reporter)),
+            ]
         elif kind == "asyncapi":
-            specs.check_asyncapi(document, reporter)
+            steps = [
+                ("the AsyncAPI check", specs.check_asyncapi, (document, reporter)),
+                ("the project's rules", rules.check_messages, (document, resolver, reporter)),
+            ]
+        else:
+            continue
         if resolvable:
-            examples.check_examples(document, kind, resolver, reporter)
-
-    rules.check_rules([(document, kind) for document, kind, _ in documents], resolver, reporter)
+            examples_check = (document, kind, resolver, reporter)
+            steps.append(("checking the examples", examples.check_examples, examples_check))
+        check_nulls(document, reporter)
+        for what, check, arguments in steps:
+            guarded(reporter, document, what, check, *arguments)
+    asyncapi = [document for document, kind, _ in documents if kind == "asyncapi"]
+    if asyncapi:
+        guarded(
+            reporter,
+            asyncapi[0],
+            "matching senders and receivers",
+            rules.check_senders_and_receivers,
+            asyncapi,
+            resolver,
+            reporter,
+        )
     report.findings = sorted(set(reporter.findings))
     return report

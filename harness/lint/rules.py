@@ -32,17 +32,14 @@ SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 PROBLEM_JSON = "application/problem+json"
 
 
-def check_rules(
-    documents: list[tuple[Document, str | None]], resolver: Resolver, report: Reporter
-) -> None:
-    for document, kind in documents:
-        if kind == "openapi":
-            check_openapi_rules(document, resolver, report)
-        elif kind == "asyncapi":
-            check_messages(document, resolver, report)
-    check_senders_and_receivers(
-        [document for document, kind in documents if kind == "asyncapi"], resolver, report
-    )
+def _object(value: Any) -> dict[str, Any]:
+    """`value` when it is a mapping, else an empty one: a malformed part of a document (a
+    `null` where an object belongs) is the specification checks' finding, not a crash here."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------
@@ -50,7 +47,7 @@ def check_rules(
 
 def operations(document: Document) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
     """(pointer, path, method, operation) for every operation in an OpenAPI document."""
-    paths = document.data.get("paths") or {}
+    paths = _object(document.data.get("paths"))
     for path, item in paths.items():
         if not isinstance(item, dict):
             continue
@@ -67,14 +64,21 @@ def _deref(resolver: Resolver, base: Path, value: Any) -> Any:
         return None
 
 
+def _id(operation: dict[str, Any]) -> str | None:
+    value = operation.get("operationId")
+    return value if isinstance(value, str) else None
+
+
 def check_openapi_rules(document: Document, resolver: Resolver, report: Reporter) -> None:
     seen_ids: dict[str, str] = {}
     top_security = document.data.get("security", [])
-    all_ids = {op.get("operationId") for _, _, _, op in operations(document)}
+    all_ids = {_id(op) for _, _, _, op in operations(document)}
     for pointer, path, method, operation in operations(document):
         name = f"{method.upper()} {path}"
-        operation_id = operation.get("operationId")
-        if not operation_id:
+        operation_id = _id(operation)
+        if "operationId" in operation and operation_id is None:
+            pass  # not a string: the specification checks say so
+        elif not operation_id:
             report.add(document.path, pointer, f"{name} has no operationId")
         elif operation_id in seen_ids:
             report.add(
@@ -85,19 +89,19 @@ def check_openapi_rules(document: Document, resolver: Resolver, report: Reporter
         else:
             seen_ids[operation_id] = name
 
-        responses = operation.get("responses") or {}
+        responses = _object(operation.get("responses"))
         codes = {str(code) for code in responses}
         parameters = [
             _deref(resolver, document.path, p)
             for p in [
-                *((document.data["paths"][path] or {}).get("parameters") or []),
-                *(operation.get("parameters") or []),
+                *_list(_object(document.data["paths"][path]).get("parameters")),
+                *_list(operation.get("parameters")),
             ]
         ]
         has_parameters = any(
             isinstance(p, dict) and p.get("in") in ("path", "query") for p in parameters
         )
-        security = operation.get("security", top_security) or []
+        security = [_object(r) for r in _list(operation.get("security", top_security))]
         secured = bool(security) and all(requirement for requirement in security)
         restricted = "x-owner-parameter" in operation or any(
             roles for requirement in security for roles in requirement.values()
@@ -134,12 +138,12 @@ def check_openapi_rules(document: Document, resolver: Resolver, report: Reporter
             if not isinstance(resolved, dict):
                 continue
             where = join(pointer, "responses", str(code))
-            if str(code).startswith("4") and PROBLEM_JSON not in (resolved.get("content") or {}):
+            if str(code).startswith("4") and PROBLEM_JSON not in _object(resolved.get("content")):
                 report.add(
                     document.path, where, f"{name} error response {code} is not {PROBLEM_JSON}"
                 )
-            for link_name, link in (resolved.get("links") or {}).items():
-                target = (_deref(resolver, document.path, link) or {}).get("operationId")
+            for link_name, link in _object(resolved.get("links")).items():
+                target = _object(_deref(resolver, document.path, link)).get("operationId")
                 if target is not None and target not in all_ids:
                     report.add(
                         document.path,
@@ -148,7 +152,7 @@ def check_openapi_rules(document: Document, resolver: Resolver, report: Reporter
                     )
 
         owner = operation.get("x-owner-parameter")
-        if owner is not None and f"{{{owner}}}" not in path:
+        if owner is not None and f"{{{owner}}}" not in str(path):
             report.add(
                 document.path,
                 join(pointer, "x-owner-parameter"),
@@ -162,11 +166,11 @@ def check_openapi_rules(document: Document, resolver: Resolver, report: Reporter
 def messages_defined(document: Document) -> Iterator[tuple[str, dict[str, Any]]]:
     """(pointer, message) for every message defined (not referenced) in a document."""
     data = document.data
-    for name, message in ((data.get("components") or {}).get("messages") or {}).items():
+    for name, message in _object(_object(data.get("components")).get("messages")).items():
         if isinstance(message, dict) and "$ref" not in message:
             yield join("", "components", "messages", name), message
-    for channel_name, channel in (data.get("channels") or {}).items():
-        for name, message in ((channel or {}).get("messages") or {}).items():
+    for channel_name, channel in _object(data.get("channels")).items():
+        for name, message in _object(_object(channel).get("messages")).items():
             if isinstance(message, dict) and "$ref" not in message:
                 yield join("", "channels", channel_name, "messages", name), message
 
@@ -192,7 +196,7 @@ def check_messages(document: Document, resolver: Resolver, report: Reporter) -> 
                 "x-schema-version must be a semantic version such as 1.0.0",
             )
             continue
-        properties = payload.get("properties") or {}
+        properties = _object(payload.get("properties"))
         schema_version = _deref(resolver, document.path, properties.get("schemaVersion"))
         if not isinstance(schema_version, dict):
             report.add(
@@ -206,7 +210,7 @@ def check_messages(document: Document, resolver: Resolver, report: Reporter) -> 
                 where,
                 f"message {name!r}: schemaVersion does not admit x-schema-version {version}",
             )
-        event_type = _deref(resolver, document.path, properties.get("eventType")) or {}
+        event_type = _object(_deref(resolver, document.path, properties.get("eventType")))
         if name and event_type.get("const") != name:
             report.add(
                 document.path,
@@ -219,31 +223,37 @@ def _admits(schema: dict[str, Any], value: str) -> bool:
     if "const" in schema:
         return bool(schema["const"] == value)
     if "enum" in schema:
-        return value in schema["enum"]
+        return value in _list(schema["enum"])
     pattern = schema.get("pattern")
-    return pattern is None or re.search(pattern, value) is not None
+    if not isinstance(pattern, str):
+        return True
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:  # not a regular expression: the specification checks say so
+        return True
 
 
 def operation_messages(
     document: Document, resolver: Resolver
 ) -> Iterator[tuple[str, str, str, str | None]]:
     """(operation pointer, message pointer, action, message name) for each operation message."""
-    for op_name, operation in (document.data.get("operations") or {}).items():
+    for op_name, operation in _object(document.data.get("operations")).items():
         if not isinstance(operation, dict):
             continue
         pointer = join("", "operations", op_name)
         action = operation.get("action", "")
         listed = operation.get("messages")
         if listed is None:  # no list: every message of the channel
-            channel = _deref(resolver, document.path, operation.get("channel")) or {}
-            listed = list((channel.get("messages") or {}).values())
+            channel = _object(_deref(resolver, document.path, operation.get("channel")))
+            listed = list(_object(channel.get("messages")).values())
             where = [join(pointer, "channel")] * len(listed)
         else:
+            listed = _list(listed)
             where = [join(pointer, "messages", i) for i in range(len(listed))]
         for message_pointer, reference in zip(where, listed, strict=True):
             message = _deref(resolver, document.path, reference)
             name = message.get("name") if isinstance(message, dict) else None
-            yield pointer, message_pointer, action, name
+            yield pointer, message_pointer, action, name if isinstance(name, str) else None
 
 
 def check_senders_and_receivers(
@@ -284,15 +294,19 @@ def check_bindings(
     names: set[str],
     report: Reporter,
 ) -> None:
-    bindings = operation.get("bindings") or {}
-    consumers = (bindings.get("sns") or {}).get("consumers") or []
+    bindings = _object(operation.get("bindings"))
+    consumers = _list(_object(bindings.get("sns")).get("consumers"))
     for index, consumer in enumerate(consumers):
-        policy = (consumer.get("filterPolicy") or {}).get("eventType")
+        policy = _object(_object(consumer).get("filterPolicy")).get("eventType")
         where = join(pointer, "bindings", "sns", "consumers", index, "filterPolicy")
         if policy is None:
             report.add(document.path, where, "the subscription has no filter policy on eventType")
             continue
-        allowed = {policy} if isinstance(policy, str) else set(policy)
+        allowed = (
+            {policy}
+            if isinstance(policy, str)
+            else {p for p in _list(policy) if isinstance(p, str)}
+        )
         for missing in sorted(names - allowed):
             report.add(
                 document.path, where, f"the filter policy keeps out {missing!r}, which it receives"
@@ -303,10 +317,11 @@ def check_bindings(
                 where,
                 f"the filter policy lets in {extra!r}, which it does not receive",
             )
-    queues = (bindings.get("sqs") or {}).get("queues") or []
+    queues = _list(_object(bindings.get("sqs")).get("queues"))
     declared = {queue.get("name") for queue in queues if isinstance(queue, dict)}
     for index, queue in enumerate(queues):
-        dead_letter = ((queue.get("redrivePolicy") or {}).get("deadLetterQueue") or {}).get("name")
+        redrive = _object(_object(queue).get("redrivePolicy"))
+        dead_letter = _object(redrive.get("deadLetterQueue")).get("name")
         if dead_letter is not None and dead_letter not in declared:
             report.add(
                 document.path,

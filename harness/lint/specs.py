@@ -60,12 +60,24 @@ def check_openapi(document: Document, resolvable: bool, report: Reporter) -> Non
         report.add(document.path, "/openapi", f"OpenAPI {version!r} is not supported")
         return
     validator = validator_class(data, base_uri=document.path.as_uri())
+    reported = 0
     try:
         for error in validator.iter_errors():
             leaf = most_relevant(error)
-            report.add(document.path, pointer_of(leaf), f"OpenAPI {version}: {leaf.message}")
+            # The first paragraph; the rest repeats the schema path and the instance.
+            message = leaf.message.split("\n\n", 1)[0]
+            report.add(document.path, pointer_of(leaf), f"OpenAPI {version}: {message}")
+            reported += 1
     except Unresolvable as error:
         # Dangling references are already reported with their location; the validator
         # stops at the first one it meets, so only say so when that is news.
         if resolvable:
             report.add(document.path, "", f"OpenAPI validation stopped: {error}")
+    except Exception as error:
+        # The validator's checks beyond the JSON Schema assume a well-formed document (a
+        # parameter that is `null` raises KeyError); the schema errors reported first say
+        # what is malformed, so only speak when they said nothing.
+        if not reported:
+            report.add(
+                document.path, "", f"OpenAPI validation stopped: {type(error).__name__}: {error}"
+            )

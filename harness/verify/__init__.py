@@ -4,12 +4,16 @@ service and layer.
 The suite runs in its own pytest process (the project's `tests/`, `-m contract`) with
 `harness.verify.plugin` loaded; the plugin writes JSON lines that `run` reads as they come, so
 the caller can draw progress, and folds into a `Summary`: for each service, one `Tally` per
-layer (pact, schemathesis, contract-code, rbac) with tests passed, failed and skipped and the
+layer (pacts, schemathesis, contract-code, rbac) with tests passed, failed and skipped and the
 test cases they ran.
+
+Before it starts, `run` checks that the test libraries the suite imports (the `dev` extra) are
+installed, and says how to install them if not.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -29,12 +33,74 @@ SERVICES_VARIABLE = "ACCORD_VERIFY_SERVICES"
 LAYERS_VARIABLE = "ACCORD_VERIFY_LAYERS"
 
 SERVICES = ("auth", "user", "notification")
-LAYERS = ("pact", "schemathesis", "contract-code", "rbac")
+# The layers as `accord verify` names them everywhere: its tables, its JSON, `--layer`, and the
+# `conformance(service, layer)` markers.
+LAYERS = ("pacts", "schemathesis", "contract-code", "rbac")
+# Other spellings that name a layer, once lower-cased and without spaces: the earlier names
+# and the README's headings ("contract ↔ code", "RBAC").
+LAYER_ALIASES = {
+    "pact": "pacts",
+    "contract↔code": "contract-code",
+    "contract_code": "contract-code",
+    "contractcode": "contract-code",
+}
 POLL_SECONDS = 0.1
+
+# What the conformance suite imports beyond the project's own dependencies, module →
+# distribution: the test libraries of the `dev` extra in pyproject.toml.
+TEST_DEPENDENCIES = {
+    "pytest": "pytest",
+    "pytest_asyncio": "pytest-asyncio",
+    "pact": "pact-python",
+    "schemathesis": "schemathesis",
+    "hypothesis": "hypothesis",
+}
+INSTALL_TEST_DEPENDENCIES = "python3 -m pip install -e '.[dev]'"
 
 
 class VerifyError(Exception):
     """The suite could not be run at all (no tests directory, pytest missing, ...)."""
+
+
+def layer_name(text: str) -> str | None:
+    """The layer `text` names (`pacts`, `Pact`, `contract ↔ code`, `RBAC`...), or None."""
+    key = "".join(str(text).lower().split())
+    return key if key in LAYERS else LAYER_ALIASES.get(key)
+
+
+def layer_spellings(layers: Iterable[str]) -> list[str]:
+    """Every spelling of `layers` a test's marker may use (the plugin compares them as is)."""
+    return [
+        spelling
+        for layer in layers
+        for spelling in (layer, *(alias for alias, name in LAYER_ALIASES.items() if name == layer))
+    ]
+
+
+def importable(module: str) -> bool:
+    """Whether `module` can be imported, found without importing it (the suite's libraries are
+    slow to import)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_test_dependencies() -> list[str]:
+    """The distributions in `TEST_DEPENDENCIES` this interpreter cannot import."""
+    return [
+        distribution for module, distribution in TEST_DEPENDENCIES.items() if not importable(module)
+    ]
+
+
+def require_test_dependencies(project: Project) -> None:
+    """Raise `VerifyError` saying what to install when the suite's test libraries are missing."""
+    missing = missing_test_dependencies()
+    if missing:
+        raise VerifyError(
+            f"the conformance suite needs {', '.join(missing)}, not installed here\n"
+            f"install the test dependencies: cd {project.root} && {INSTALL_TEST_DEPENDENCIES}"
+        )
 
 
 @dataclass
@@ -117,11 +183,14 @@ Listener = Callable[[dict[str, Any]], None]
 
 
 def pytest_command(project: Project, extra: Iterable[str] = ()) -> list[str]:
+    # Only `tests/contract/` holds conformance tests: collecting the whole of `tests/` would
+    # import every other suite just to deselect it.
+    contract = project.root / "tests" / "contract"
     return [
         sys.executable,
         "-m",
         "pytest",
-        str(project.root / "tests"),
+        str(contract if contract.is_dir() else project.root / "tests"),
         "-m",
         "contract",
         "-p",
@@ -145,6 +214,7 @@ def run(
     event as it arrives (for progress)."""
     if not (project.root / "tests").is_dir():
         raise VerifyError(f"{project.relative(project.root / 'tests')}/ does not exist")
+    require_test_dependencies(project)
     summary = Summary()
     where: dict[str, tuple[str, str]] = {}
     started = time.perf_counter()
@@ -155,7 +225,7 @@ def run(
             **os.environ,
             EVENTS_VARIABLE: str(events_path),
             SERVICES_VARIABLE: ",".join(services),
-            LAYERS_VARIABLE: ",".join(layers),
+            LAYERS_VARIABLE: ",".join(layer_spellings(layers)),
         }
         output = Path(scratch) / "pytest.log"
         with output.open("w") as log:
@@ -212,8 +282,9 @@ def _fold(summary: Summary, where: dict[str, tuple[str, str]], event: dict[str, 
     kind = event["kind"]
     if kind == "collected":
         for test in event["tests"]:
-            where[test["nodeid"]] = (test["service"], test["layer"])
-            summary.tally(test["service"], test["layer"])
+            layer = layer_name(test["layer"]) or test["layer"]
+            where[test["nodeid"]] = (test["service"], layer)
+            summary.tally(test["service"], layer)
         summary.collected = len(event["tests"])
     elif kind == "result":
         service, layer = where.get(event["nodeid"], ("platform", "other"))

@@ -4,6 +4,8 @@ It keeps only the conformance suite (`-m contract` does the selecting; `ACCORD_V
 and `ACCORD_VERIFY_LAYERS`, comma-separated, narrow it further), and writes one JSON object per
 line to the file named by `ACCORD_VERIFY_EVENTS`:
 
+- `{"kind": "collecting", "nodeid", "tests"}` as each module is collected (`tests` is how many
+  items it holds before selection);
 - `{"kind": "collected", "tests": [{"nodeid", "service", "layer"}, ...]}` once;
 - `{"kind": "started", "nodeid"}` before each test;
 - `{"kind": "result", "nodeid", "outcome", "cases", "seconds", "reason"}` after each test
@@ -91,6 +93,8 @@ class VerifyReporter:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self._emit(kind="error", nodeid=report.nodeid, reason=_reason(report))
+        elif report.nodeid.endswith(".py"):  # a module: say where collection has got to
+            self._emit(kind="collecting", nodeid=report.nodeid, tests=len(report.result))
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self._emit(kind="started", nodeid=nodeid)

@@ -134,15 +134,17 @@ def test_provisioning_repairs_a_queue_whose_settings_drifted(
 
 
 def test_provision_without_an_endpoint_is_a_clear_error(
-    repository: Project, monkeypatch: pytest.MonkeyPatch
+    project_copy: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("AWS_ENDPOINT_URL", "LOCALSTACK_ENDPOINT", "ACCORD_ENV"):
         monkeypatch.delenv(name, raising=False)
 
-    result = runner.invoke(app, ["provision", "--root", str(repository.root)])
+    # A copy: no `accord up` runs for it (one running for the repository would be found).
+    result = runner.invoke(app, ["provision", "--root", str(project_copy.root)])
 
     assert result.exit_code == 2
-    assert "no SNS/SQS endpoint: pass --endpoint URL" in result.output
+    assert "no SNS/SQS endpoint: no `accord up` is running for this project" in result.output
+    assert "pass --endpoint URL" in result.output
 
 
 def test_dlq_commands_list_show_and_redrive_a_dead_letter(

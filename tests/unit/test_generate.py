@@ -108,3 +108,49 @@ def test_a_directory_without_an_accord_project_is_a_clear_error(tmp_path: Path) 
 
     assert result.exit_code == 2
     assert "pyproject.toml does not exist" in result.output
+
+
+def test_a_dangling_ref_inside_a_path_fails_generation_naming_file_line_and_reference(
+    project_copy: Project,
+) -> None:
+    contract = project_copy.root / "contracts/openapi/user-service.yaml"
+    edit(
+        contract,
+        "$ref: '#/components/schemas/ProfilePage'",
+        "$ref: '#/components/schemas/ProfilePages'",
+    )
+    text = contract.read_text()
+    line = text[: text.index("ProfilePages")].count("\n") + 1
+    models = project_copy.root / "generated/user/models.py"
+    before = models.read_bytes()
+
+    for command in (["generate"], ["generate", "--check"]):
+        result = runner.invoke(app, [*command, "--root", str(project_copy.root)])
+
+        assert result.exit_code == 2, result.output
+        assert (
+            f"contracts/openapi/user-service.yaml:{line}: #/paths/~1api~1v1~1users/get/responses"
+            in result.stderr
+        )
+        assert "dangling $ref '#/components/schemas/ProfilePages'" in result.stderr
+        assert "Traceback" not in result.output
+    assert models.read_bytes() == before
+
+
+def test_a_dangling_ref_in_a_file_a_contract_refers_to_fails_generation(
+    project_copy: Project,
+) -> None:
+    shared = project_copy.root / "contracts/openapi/shared.yaml"
+    shared.write_text("components:\n  schemas:\n    Id:\n      $ref: '#/components/schemas/Nope'\n")
+    edit(
+        project_copy.root / "contracts/openapi/user-service.yaml",
+        "$ref: '#/components/schemas/ProfilePage'",
+        "$ref: './shared.yaml#/components/schemas/Id'",
+    )
+
+    result = runner.invoke(app, ["generate", "--root", str(project_copy.root)])
+
+    assert result.exit_code == 2
+    assert "contracts/openapi/shared.yaml:4: #/components/schemas/Id/$ref: dangling" in (
+        result.stderr
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -15,6 +16,7 @@ USER_EVENTS = "contracts/asyncapi/user-events.yaml"
 AUTH_EVENTS = "contracts/asyncapi/auth-service.yaml"
 USER_ASYNC = "contracts/asyncapi/user-service.yaml"
 USER_HTTP = "contracts/openapi/user-service.yaml"
+AUTH_HTTP = "contracts/openapi/auth-service.yaml"
 
 
 def findings(project: Project) -> list[Finding]:
@@ -244,3 +246,133 @@ def test_an_operation_taking_a_body_without_a_413_response_is_rejected(
             "response",
         )
     ]
+
+
+EVENT_PROPERTY = (
+    "          const: auth-service\n        schemaVersion:\n"
+    "          $ref: '#/components/schemas/SchemaVersion'\n"
+)
+RESPONSE = (
+    "        '404':\n          $ref: '#/components/responses/ProfileNotFound'\n"
+    "        '409':\n          $ref: '#/components/responses/Conflict'\n"
+    "          description: The profile is deactivated (a tombstone) and cannot be changed.\n"
+    "        '413':\n"
+)
+# A `$ref` indented two spaces too little: the key above it is left `null` and the `$ref`
+# becomes its sibling. Each of these once crashed `accord lint` with a traceback.
+MIS_INDENTED = [
+    pytest.param(
+        AUTH_HTTP,
+        "      schema:\n        $ref: '#/components/schemas/UserId'\n"
+        "      example: 6f1c1e0e-8f3e-4c1a-9d3e-2b7f4a6c9e10\n",
+        "      schema:\n      $ref: '#/components/schemas/UserId'\n"
+        "      example: 6f1c1e0e-8f3e-4c1a-9d3e-2b7f4a6c9e10\n",
+        "/components/parameters/UserId/schema",
+        id="a parameter's schema",
+    ),
+    pytest.param(
+        AUTH_HTTP,
+        "      properties:\n        email:\n          $ref: '#/components/schemas/Email'\n"
+        "        password:\n          $ref: '#/components/schemas/NewPassword'\n"
+        "    LoginRequest:\n",
+        "      properties:\n        email:\n        $ref: '#/components/schemas/Email'\n"
+        "        password:\n          $ref: '#/components/schemas/NewPassword'\n"
+        "    LoginRequest:\n",
+        "/components/schemas/RegisterRequest/properties/email",
+        id="a request body property",
+    ),
+    pytest.param(
+        USER_HTTP,
+        RESPONSE,
+        RESPONSE.replace(
+            "          $ref: '#/components/responses/ProfileNotFound'",
+            "        $ref: '#/components/responses/ProfileNotFound'",
+        ),
+        "/responses/404",
+        id="a response",
+    ),
+    pytest.param(
+        USER_EVENTS,
+        EVENT_PROPERTY,
+        EVENT_PROPERTY.replace("          $ref", "        $ref"),
+        "/components/schemas/MessageAttributes/properties/schemaVersion",
+        id="an event schema property",
+    ),
+]
+
+
+@pytest.mark.parametrize(("contract", "old", "new", "pointer"), MIS_INDENTED)
+def test_a_null_left_by_a_mis_indented_ref_is_a_finding_on_its_line_not_a_crash(
+    project_copy: Project, contract: str, old: str, new: str, pointer: str
+) -> None:
+    path = project_copy.root / contract
+    edit(path, old, new)
+    null_line = new.splitlines().index(next(line for line in new.splitlines() if "$ref" in line))
+
+    found = findings(project_copy)
+
+    nulls = [f for f in found if "is null where a value belongs" in f.reason]
+    assert len(nulls) == 1, found
+    assert nulls[0].path == contract
+    assert nulls[0].pointer.endswith(pointer)
+    # The line of the key left empty: the one just above the mis-indented `$ref`.
+    text = path.read_text()
+    assert nulls[0].line == text[: text.index(new)].count("\n") + null_line
+    assert "indented too little" in nulls[0].reason
+
+
+def test_a_null_parameter_is_a_finding_not_a_crash(project_copy: Project) -> None:
+    edit(
+        project_copy.root / AUTH_HTTP,
+        "  /api/v1/auth/users/{userId}/deactivate:\n    parameters:\n"
+        "      - $ref: '#/components/parameters/UserId'\n",
+        "  /api/v1/auth/users/{userId}/deactivate:\n    parameters:\n      - null\n",
+    )
+
+    found = findings(project_copy)
+
+    assert any(
+        f.pointer == "/paths/~1api~1v1~1auth~1users~1{userId}~1deactivate/parameters/0"
+        and f.reason.startswith("item 0 of 'parameters' is null")
+        for f in found
+    ), found
+
+
+def test_the_command_prints_a_null_schema_as_file_line_and_exits_1_without_a_traceback(
+    project_copy: Project,
+) -> None:
+    edit(
+        project_copy.root / USER_EVENTS,
+        EVENT_PROPERTY,
+        EVENT_PROPERTY.replace("          $ref", "        $ref"),
+    )
+
+    result = runner.invoke(app, ["lint", "--root", str(project_copy.root)])
+
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert (
+        f"{USER_EVENTS}:146: #/components/schemas/MessageAttributes/properties/schemaVersion:"
+        in (result.output)
+    )
+
+
+def test_a_check_that_cannot_finish_on_a_malformed_document_is_a_finding(
+    project_copy: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.lint import rules
+
+    def broken(*_: object) -> None:
+        raise KeyError("name")
+
+    monkeypatch.setattr(rules, "check_openapi_rules", broken)
+
+    found = findings(project_copy)
+
+    assert {f.path for f in found} == {
+        AUTH_HTTP,
+        USER_HTTP,
+        "contracts/openapi/notification-service.yaml",
+    }
+    assert all("the project's rules stopped on a malformed part" in f.reason for f in found)

@@ -22,7 +22,7 @@ from tests.contract.pact.support import (
     serving,
 )
 
-pytestmark = [pytest.mark.contract, pytest.mark.conformance("auth", "pact")]
+pytestmark = [pytest.mark.contract, pytest.mark.conformance("auth", "pacts")]
 
 
 def test_the_auth_service_satisfies_every_http_pact_its_consumers_hold(

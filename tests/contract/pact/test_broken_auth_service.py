@@ -33,7 +33,7 @@ from tests.contract.pact.support import (
     serving,
 )
 
-pytestmark = [pytest.mark.contract, pytest.mark.conformance("auth", "pact")]
+pytestmark = [pytest.mark.contract, pytest.mark.conformance("auth", "pacts")]
 
 ROLES_OF_AN_ADMIN = "a request for the roles of an admin"
 

@@ -40,7 +40,7 @@ from tests.contract.pact.support import (
     subscribed,
 )
 
-pytestmark = [pytest.mark.contract, pytest.mark.conformance("notification", "pact")]
+pytestmark = [pytest.mark.contract, pytest.mark.conformance("notification", "pacts")]
 
 QUEUE: Final = "accord-notification-service"
 LINK_BASE: Final = "https://accounts.accord.test"

@@ -47,7 +47,7 @@ from tests.contract.pact.support import (
     subscribed,
 )
 
-pytestmark = [pytest.mark.contract, pytest.mark.conformance("user", "pact")]
+pytestmark = [pytest.mark.contract, pytest.mark.conformance("user", "pacts")]
 
 QUEUE: Final = "accord-user-service"
 SERVICE_API_KEY: Final = "user-service-api-key-in-the-pact"
