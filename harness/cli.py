@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from harness.cli_options import EndpointOption, RootOption, use_accord_classes
 from harness.project import GenerateTarget, Project, ProjectNotFoundError
 
 if TYPE_CHECKING:
@@ -27,16 +30,6 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-RootOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--root",
-        help="The project directory (default: the nearest parent with \\[tool.accord]).",
-        file_okay=False,
-        exists=True,
-    ),
-]
-
 
 def load_project(root: Path | None) -> Project:
     try:
@@ -44,6 +37,30 @@ def load_project(root: Path | None) -> Project:
     except ProjectNotFoundError as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
+
+
+def find_project(root: Path | None) -> Project | None:
+    """The project `--root` names (an error if it is none), else the one around the working
+    directory, else None: for the commands that also work outside a project."""
+    if root is not None:
+        return load_project(root)
+    try:
+        return Project.find()
+    except ProjectNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def in_project(root: Path | None) -> Iterator[None]:
+    """Run a command configured from the services' settings from the project's root, so that
+    their relative defaults (`.accord/auth.db`, `.accord/auth-keys`, ...) are the project's
+    wherever the command is run; outside a project, from the working directory."""
+    project = find_project(root)
+    if project is None:
+        yield
+        return
+    with contextlib.chdir(project.root):
+        yield
 
 
 @app.command()
@@ -121,38 +138,26 @@ def lint(
     raise typer.Exit(1)
 
 
-EndpointOption = Annotated[
-    str | None,
-    typer.Option(
-        "--endpoint",
-        help="SNS/SQS endpoint, e.g. http://127.0.0.1:4566 (default: AWS_ENDPOINT_URL or "
-        "LOCALSTACK_ENDPOINT; real AWS when ACCORD_ENV=production).",
-    ),
-]
 PrefixOption = Annotated[
     str, typer.Option("--prefix", help="Prefix for every topic and queue name (isolation).")
 ]
 
 
-def bus_location(endpoint: str | None) -> BusLocation:
-    from services.kit.aws import BusLocation
+def bus_location(endpoint: str | None, state: Path | None) -> BusLocation:
+    """The bus a command uses (harness/stack/running.py `find_bus`): `--endpoint`, else the
+    environment, else the running `accord up` whose state directory is `state`."""
+    from harness.stack.running import NoBusError, find_bus
 
     try:
-        location = (
-            BusLocation("endpoint", endpoint, BusLocation.detect().region)
-            if endpoint
-            else BusLocation.detect()
-        )
-    except ValueError as error:
+        return find_bus(endpoint, state)
+    except (NoBusError, ValueError) as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
-    if location.mode == "memory":
-        err.print(
-            "[red]error:[/] no SNS/SQS endpoint: pass --endpoint URL, set AWS_ENDPOINT_URL, "
-            "or set ACCORD_ENV=production for real AWS"
-        )
-        raise typer.Exit(2)
-    return location
+
+
+def stack_state(project: Project | None) -> Path | None:
+    """Where the project's `accord up` keeps its state (and its stack.json)."""
+    return project.root / ".accord" if project is not None else None
 
 
 @app.command()
@@ -165,7 +170,7 @@ def provision(
     from harness.provision import Change, Provisioner, TopologyError, topology_from_contracts
 
     project = load_project(root)
-    location = bus_location(endpoint)
+    location = bus_location(endpoint, stack_state(project))
     try:
         topology = topology_from_contracts(project).with_prefix(prefix)
     except TopologyError as error:
@@ -203,23 +208,26 @@ QueueArgument = Annotated[
 ]
 
 
-def open_dead_letter_queue(queue: str, endpoint: str | None) -> DeadLetterQueue:
+def open_dead_letter_queue(queue: str, endpoint: str | None, root: Path | None) -> DeadLetterQueue:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from harness.dlq import DeadLetterQueue
     from services.kit.sqs import QueueNotFoundError
 
+    location = bus_location(endpoint, stack_state(find_project(root)))
     try:
-        return DeadLetterQueue(bus_location(endpoint).sqs(), queue)
+        return DeadLetterQueue(location.sqs(), queue)
     except (QueueNotFoundError, BotoCoreError, ClientError) as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(1) from None
 
 
 @dlq_app.command("list")
-def dlq_list(queue: QueueArgument, endpoint: EndpointOption = None) -> None:
+def dlq_list(
+    queue: QueueArgument, endpoint: EndpointOption = None, root: RootOption = None
+) -> None:
     """List the dead-lettered messages of QUEUE with their reason and receive count."""
-    dead_letters = open_dead_letter_queue(queue, endpoint)
+    dead_letters = open_dead_letter_queue(queue, endpoint, root)
     letters = dead_letters.peek()
     if not letters:
         out.print(f"{dead_letters.name} is empty")
@@ -246,11 +254,12 @@ def dlq_show(
     queue: QueueArgument,
     message_id: Annotated[str, typer.Argument(help="The message id, from `accord dlq list`.")],
     endpoint: EndpointOption = None,
+    root: RootOption = None,
 ) -> None:
     """Show one dead-lettered message: attributes, reason and body."""
     import json
 
-    for letter in open_dead_letter_queue(queue, endpoint).peek():
+    for letter in open_dead_letter_queue(queue, endpoint, root).peek():
         if letter.message_id == message_id:
             out.print_json(
                 json.dumps(
@@ -275,9 +284,10 @@ def dlq_redrive(
         str | None, typer.Option("--message-id", help="Redrive only this message.")
     ] = None,
     endpoint: EndpointOption = None,
+    root: RootOption = None,
 ) -> None:
     """Move dead-lettered messages back to QUEUE to be processed again."""
-    dead_letters = open_dead_letter_queue(queue, endpoint)
+    dead_letters = open_dead_letter_queue(queue, endpoint, root)
     moved = dead_letters.redrive(message_id)
     if message_id is not None and not moved:
         err.print(f"[red]error:[/] no message {escape(message_id)} in {dead_letters.name}")
@@ -305,20 +315,40 @@ def serve(
         int | None, typer.Option("--port", help="Port (default: 3001, 3002, 3003).")
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    root: RootOption = None,
 ) -> None:
     """Run one service with uvicorn, configured from its environment variables."""
     import importlib
+    import os
+
+    from harness.stack.up import SERVICES, service_banner, with_docs
+    from services.kit.startup import StartupError, configure_logging
+
+    project = find_project(root)
+    if project is not None:  # the settings' relative defaults (.accord/...) are the project's
+        os.chdir(project.root)
+    configure_logging()  # as `accord up` logs
+    part = next(part for part in SERVICES if part.name == service.value)
+
+    def around(app: Any) -> Any:
+        # The services know nothing of the harness: the contracts' pages are added here.
+        return app if project is None else with_docs(app, part, project.contracts_dir)
+
+    def ready(url: str) -> None:
+        out.print(service_banner(service.value, url, docs=project is not None), markup=False)
 
     module = importlib.import_module(f"services.{service.value}.main")
     try:
-        module.serve(port=port or DEFAULT_PORTS[service.value], host=host)
-    except ValueError as error:  # a settings error names the variable to fix
+        module.serve(
+            port=port or DEFAULT_PORTS[service.value], host=host, around=around, ready=ready
+        )
+    except (StartupError, ValueError) as error:  # each names the setting to fix
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
 
 
-def _port(flag: str, default: int, what: str) -> Any:
-    return typer.Option(flag, help=f"Port of the {what} (default {default}).")
+def _port(flag: str, what: str) -> Any:
+    return typer.Option(flag, help=f"Port of the {what}.")
 
 
 @app.command()
@@ -328,14 +358,12 @@ def up(
         bool, typer.Option("--reset", help="Start from empty state (deletes .accord/).")
     ] = False,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    auth_port: Annotated[int, _port("--auth-port", 3001, "auth service")] = 3001,
-    user_port: Annotated[int, _port("--user-port", 3002, "user service")] = 3002,
-    notification_port: Annotated[
-        int, _port("--notification-port", 3003, "notification service")
-    ] = 3003,
-    aws_port: Annotated[int, _port("--aws-port", 4566, "embedded AWS emulator")] = 4566,
-    smtp_port: Annotated[int, _port("--smtp-port", 1025, "SMTP sink")] = 1025,
-    mail_port: Annotated[int, _port("--mail-port", 8025, "mailbox web page and API")] = 8025,
+    auth_port: Annotated[int, _port("--auth-port", "auth service")] = 3001,
+    user_port: Annotated[int, _port("--user-port", "user service")] = 3002,
+    notification_port: Annotated[int, _port("--notification-port", "notification service")] = 3003,
+    aws_port: Annotated[int, _port("--aws-port", "embedded AWS emulator")] = 4566,
+    smtp_port: Annotated[int, _port("--smtp-port", "SMTP sink")] = 1025,
+    mail_port: Annotated[int, _port("--mail-port", "mailbox web page and API")] = 8025,
     record: Annotated[
         Path | None,
         typer.Option(
@@ -347,10 +375,10 @@ def up(
     ] = None,
 ) -> None:
     """Run the whole platform locally: emulator, provisioning, SMTP sink and the services."""
-    import logging
     import os
 
     from harness.stack.up import PortInUseError, StackConfig, run_until_interrupted
+    from services.kit.startup import StartupError, configure_logging
 
     project = load_project(root)
     config = StackConfig(
@@ -368,13 +396,12 @@ def up(
         reset=reset,
         record=record.resolve() if record is not None else None,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-20s %(message)s")
-    for noisy in ("werkzeug", "botocore", "aiosqlite", "alembic", "httpx", "mail.log"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(quiet=("werkzeug", "mail.log"))
     out.print("[bold]Accord[/] — starting the platform (Ctrl-C stops it)")
     try:
         run_until_interrupted(config, lambda line: out.print(line))
-    except (PortInUseError, ValueError) as error:  # a port taken; --record on several topics
+    # A port taken, a database that fails, --record on several topics.
+    except (PortInUseError, StartupError, ValueError) as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
 
@@ -404,9 +431,11 @@ def roles_grant(
         str | None,
         typer.Option(
             "--database-url",
-            help="The auth database (default: AUTH_DATABASE_URL, else sqlite:///.accord/auth.db).",
+            help="The auth database (default: AUTH_DATABASE_URL, else the project's "
+            "sqlite:///.accord/auth.db).",
         ),
     ] = None,
+    root: RootOption = None,
 ) -> None:
     """Grant ROLE to the account with EMAIL (how the first admin is made)."""
     import asyncio
@@ -416,8 +445,9 @@ def roles_grant(
     from services.auth.settings import SettingsError, load_settings
 
     try:
-        url = database_url or load_settings().database_url
-        asyncio.run(grant_role(url, email, role))
+        with in_project(root):
+            url = database_url or load_settings().database_url
+            asyncio.run(grant_role(url, email, role))
     except (SettingsError, UnknownEmailError, ValueError) as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(1) from None
@@ -433,21 +463,23 @@ KeyRingOption = Annotated[
     Path | None,
     typer.Option(
         "--dir",
-        help="The key ring (default: AUTH_SIGNING_KEY_DIR, else .accord/auth-keys).",
+        help="The key ring (default: AUTH_SIGNING_KEY_DIR, else the project's .accord/auth-keys).",
         file_okay=False,
+        resolve_path=True,
     ),
 ]
 
 
 @keys_app.command("rotate")
-def keys_rotate(directory: KeyRingOption = None) -> None:
+def keys_rotate(directory: KeyRingOption = None, root: RootOption = None) -> None:
     """Add a signing key: published at once, it signs new access tokens after
     AUTH_SIGNING_KEY_PUBLISH_AHEAD_SECONDS (60 s); earlier keys stay published until their
     tokens have expired. A running auth service picks it up within a second."""
     from harness.keys import KeysError, rotate
 
     try:
-        lines = rotate(directory)
+        with in_project(root):
+            lines = rotate(directory)
     except KeysError as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(1) from None
@@ -456,13 +488,14 @@ def keys_rotate(directory: KeyRingOption = None) -> None:
 
 
 @keys_app.command("list")
-def keys_list(directory: KeyRingOption = None) -> None:
+def keys_list(directory: KeyRingOption = None, root: RootOption = None) -> None:
     """The keys of the ring, oldest first: kid, creation time, status (next, current,
     previous: still published, expired: withdrawn)."""
     from harness.keys import KeysError, listing
 
     try:
-        lines = listing(directory)
+        with in_project(root):
+            lines = listing(directory)
     except KeysError as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(1) from None
@@ -485,6 +518,7 @@ def prune(
             "settings; processed events need at least 15).",
         ),
     ] = None,
+    root: RootOption = None,
 ) -> None:
     """Delete expired and published records now, as each service does periodically: published
     outbox rows, used or expired tokens, old processed-event records."""
@@ -498,7 +532,11 @@ def prune(
 
     services = [service.value] if service is not None else list(SERVICES)
     try:
-        asyncio.run(prune_services(services, older_than_days, report))
+        with in_project(root):
+            asyncio.run(prune_services(services, older_than_days, report))
     except PruneError as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(1) from None
+
+
+use_accord_classes(app)  # last: every command is registered by now

@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -86,3 +89,49 @@ def new_postgres_database(postgres_server: str) -> Iterator[Callable[[], str]]:
 def postgres_url(new_postgres_database: Callable[[], str]) -> str:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
     return new_postgres_database()
+
+
+# --- no minutes of silence ----------------------------------------------------------------
+
+SLOW_TEST_VARIABLE = "ACCORD_SLOW_TEST_SECONDS"
+
+
+class SlowTestAnnouncer:
+    """Names the test that is running once it has run for `after` seconds, and again every
+    `after` seconds, so that a long test is never minutes of silence in a quiet (`-q`) run."""
+
+    def __init__(self, reporter: Any, capture: Any, after: float) -> None:
+        self._reporter = reporter
+        self._capture = capture
+        self._after = after
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Iterator[None]:
+        done = threading.Event()
+        started = time.monotonic()
+
+        def announce() -> None:
+            while not done.wait(self._after):
+                seconds = time.monotonic() - started
+                line = f"… still running {item.nodeid} ({seconds:.0f} s)"
+                # Past the capture of the test's output, as pytest's own live logging does.
+                with self._capture.global_and_fixture_disabled():
+                    self._reporter.write_line(line)
+
+        watcher = threading.Thread(target=announce, name="slow-test-announcer", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+            watcher.join()
+
+
+@pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
+def pytest_configure(config: pytest.Config) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    after = float(os.environ.get(SLOW_TEST_VARIABLE, "20"))
+    if reporter is not None and capture is not None and after > 0:
+        announcer = SlowTestAnnouncer(reporter, capture, after)
+        config.pluginmanager.register(announcer, "accord-slow-tests")

@@ -27,14 +27,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import uvicorn
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from harness.project import Project
 from harness.provision import Provisioner, topology_from_contracts
 from harness.stack.smtp import SmtpSink
+from services.kit.startup import (
+    DatabaseSetting,
+    Lifespan,
+    RequestLog,
+    Server,
+    StartupError,
+    explain,
+    listening_socket,
+    server_config,
+)
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from harness.replay.recorder import Recorder
     from services.kit.aws import BusLocation
     from services.kit.topology import Topology
@@ -160,15 +170,12 @@ def environment(config: StackConfig, endpoint: str, api_key: str) -> dict[str, s
         "AUTH_MIGRATE_ON_START": "false",
         "USER_DATABASE_URL": databases["user"],
         "USER_MIGRATE_ON_START": "false",
-        # Short long-polls, so that Ctrl-C stops the consumers within a couple of seconds.
-        "USER_CONSUMER_WAIT_SECONDS": "2",
         "USER_AUTH_SERVICE_URL": auth,
         "USER_AUTH_SERVICE_API_KEY": api_key,
         "USER_JWKS_URL": f"{auth}/.well-known/jwks.json",
         "USER_ISSUER": auth,
         "NOTIFICATION_DATABASE_URL": databases["notification"],
         "NOTIFICATION_MIGRATE_ON_START": "false",
-        "NOTIFICATION_CONSUMER_WAIT_SECONDS": "2",
         "NOTIFICATION_JWKS_URL": f"{auth}/.well-known/jwks.json",
         "NOTIFICATION_AUTH_SERVICE_URL": auth,
         "NOTIFICATION_AUTH_SERVICE_API_KEY": api_key,
@@ -179,47 +186,6 @@ def environment(config: StackConfig, endpoint: str, api_key: str) -> dict[str, s
         # The links in emails open the mailbox's stand-in pages, which call the auth API.
         "NOTIFICATION_LINK_BASE_URL": config.url("mail"),
     } | config.extra_env
-
-
-class RequestLog:
-    """One log line per request: `[auth] POST /api/v1/auth/register 201 (12 ms)`."""
-
-    def __init__(self, app: ASGIApp, name: str) -> None:
-        self.app = app
-        self.log = logging.getLogger(f"accord.{name}")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            if not scope["path"].startswith(("/health", "/docs")):
-                self.log.info(
-                    "%s %s %d (%.0f ms)",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    (time.perf_counter() - started) * 1000,
-                )
-
-
-class QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to `accord up`."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @contextlib.contextmanager
@@ -242,24 +208,50 @@ async def migrate(env: dict[str, str]) -> None:
 
     for part in SERVICES:
         history = Path(importlib.import_module(f"services.{part.name}").__file__ or "").parent
-        await upgrade(env[f"{part.env_prefix}DATABASE_URL"], history / "migrations")
+        setting = f"{part.env_prefix}DATABASE_URL"
+        database = DatabaseSetting(setting, env[setting])
+        try:
+            await upgrade(database.url, history / "migrations")
+        except Exception as error:
+            raise explain(error, service=part.name, database=database) from None
 
 
-def build_service(part: ServicePart, config: StackConfig) -> Any:
-    """The service's app from its own settings loader and app factory, with docs mounted."""
+def with_docs(
+    app: FastAPI, part: ServicePart, contracts: Path, services: Mapping[str, str] | None = None
+) -> FastAPI:
+    """`app` with its contracts' pages mounted: Swagger UI at /docs, the events at
+    /docs/events (`accord up`, `accord serve`). `services` maps names to docs URLs."""
     from harness.stack.docs import docs_app
 
-    settings_module = importlib.import_module(f"services.{part.name}.settings")
-    app_module = importlib.import_module(f"services.{part.name}.app")
-    settings = settings_module.load_settings()
-    app = app_module.create_app(settings)
-    contracts = config.project.contracts_dir
     app.mount(
         "/docs",
         docs_app(
             contracts / "openapi" / f"{part.openapi}.yaml",
             contracts / "asyncapi" / f"{part.asyncapi}.yaml",
+            services=services,
         ),
+    )
+    return app
+
+
+def service_banner(name: str, url: str, *, docs: bool = True) -> str:
+    """The lines that say a service is up, with every URL it serves."""
+    lines = [f"✓ {name} service on {url}"]
+    if docs:
+        lines += [f"    API docs  {url}/docs", f"    events    {url}/docs/events"]
+    return "\n".join(lines)
+
+
+def build_service(part: ServicePart, config: StackConfig) -> Any:
+    """The service's app from its own settings loader and app factory, with docs mounted."""
+    settings_module = importlib.import_module(f"services.{part.name}.settings")
+    app_module = importlib.import_module(f"services.{part.name}.app")
+    settings = settings_module.load_settings()
+    app = with_docs(
+        app_module.create_app(settings),
+        part,
+        config.project.contracts_dir,
+        services={other.name: f"{config.url(other.name)}/docs" for other in SERVICES},
     )
     return RequestLog(app, part.name)
 
@@ -314,10 +306,13 @@ class Stack:
         self.endpoint = ""
         self.sink: SmtpSink | None = None
         self._moto: Any = None
-        self._servers: dict[str, QuietServer] = {}
+        self._servers: dict[str, Server] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._failed = asyncio.Event()
         self.recorder: Recorder | None = None
+        # The stack.json this stack wrote, the only one its stop removes: a start refused (a
+        # port taken by a running stack) must leave the running stack's file alone.
+        self._stack_file: Path | None = None
 
     async def start(self, stop: asyncio.Event | None = None) -> None:
         """Start every part and wait until each service is ready."""
@@ -371,12 +366,11 @@ class Stack:
         self.sink.start()
         say(f"✓ SMTP sink on {config.host}:{config.ports['smtp']}")
         self._serve("mail", mail_app(self.sink.mailbox, config.url("auth")))
-        say(f"✓ mailbox on {config.url('mail')}")
+        say(f"✓ mailbox on {config.url('mail')}\n    as JSON   {config.url('mail')}/api/messages")
         for name in config.services:
             await self.start_service(name, stop)
-        (config.state / "stack.json").write_text(
-            json.dumps(stack_file(config, self.endpoint), indent=2)
-        )
+        self._stack_file = config.state / "stack.json"
+        self._stack_file.write_text(json.dumps(stack_file(config, self.endpoint), indent=2))
         say(f"ready in {time.perf_counter() - started:.1f} s; stack: {config.state / 'stack.json'}")
 
     async def _start_recording(self, path: Path, topology: Topology, location: BusLocation) -> None:
@@ -390,22 +384,22 @@ class Stack:
         await self.recorder.start()
         self.say(f"✓ recording every event on {topics[0].name} to {path}")
 
-    def _serve(self, name: str, app: Any) -> None:
-        server = QuietServer(
-            uvicorn.Config(
-                app,
-                host=self.config.host,
-                port=self.config.ports[name],
-                log_config=None,
-                access_log=False,
-                lifespan="on",
-                # Client addresses come from the peer; the auth service alone decides which
-                # proxies' X-Forwarded-For to believe (AUTH_TRUSTED_PROXIES).
-                proxy_headers=False,
-            )
-        )
+    def _serve(self, name: str, app: Any, lifespan: Lifespan | None = None) -> None:
+        """Serve `app` on the part's port. A service's `lifespan` has started already (so that
+        a failure to start is explained, not logged by uvicorn); it ends after the server."""
+        listener = listening_socket(self.config.host, self.config.ports[name], setting=FLAGS[name])
+        server = Server(server_config(app, lifespan="off" if lifespan else "on"))
         self._servers[name] = server
-        task = asyncio.create_task(server.serve(), name=f"serve:{name}")
+
+        async def serving() -> None:
+            try:
+                await server.serve(sockets=[listener])
+            finally:
+                listener.close()
+                if lifespan is not None:
+                    await lifespan.shutdown()
+
+        task = asyncio.create_task(serving(), name=f"serve:{name}")
         self._tasks[name] = task
 
         def exited(_: asyncio.Task[None]) -> None:
@@ -424,11 +418,35 @@ class Stack:
         """Start one service (configured from the stack's environment, with `env` over it for
         this service only: e.g. its AWS endpoint behind a fault proxy) and wait until ready."""
         part = next(p for p in SERVICES if p.name == name)
-        with patched_environ({**self.env, **(env or {})}):
-            self._serve(name, build_service(part, self.config))
-        if not await wait_ready(f"{self.config.url(name)}/health/ready", stop or asyncio.Event()):
-            raise RuntimeError(f"the {name} service did not become ready")
-        self.say(f"✓ {name} service on {self.config.url(name)}  (docs: /docs)")
+        environ = {**self.env, **(env or {})}
+        with patched_environ(environ):
+            app = build_service(part, self.config)
+        setting = f"{part.env_prefix}DATABASE_URL"
+        lifespan = Lifespan(app)
+        stop = stop or asyncio.Event()
+        starting = asyncio.ensure_future(lifespan.startup())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not starting.done():
+            starting.cancel()
+            await lifespan.cancel()
+            raise StartupError(f"stopped while the {name} service was starting")
+        try:
+            starting.result()
+        except Exception as error:
+            database = DatabaseSetting(setting, environ[setting])
+            raise explain(error, service=name, database=database) from None
+        try:
+            self._serve(name, app, lifespan)
+        except StartupError:  # its port was taken meanwhile
+            await lifespan.shutdown()
+            raise
+        if not await wait_ready(f"{self.config.url(name)}/health/ready", stop):
+            raise StartupError(
+                f"the {name} service did not become ready at {self.config.url(name)}/health/ready"
+            )
+        self.say(service_banner(name, self.config.url(name)))
 
     async def stop_service(self, name: str) -> None:
         server, task = self._servers.pop(name), self._tasks.pop(name)
@@ -460,8 +478,10 @@ class Stack:
                 self.sink.stop()
         if self._moto is not None:
             self._moto.stop()
-        with contextlib.suppress(FileNotFoundError):
-            (self.config.state / "stack.json").unlink()
+        if self._stack_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._stack_file.unlink()
+            self._stack_file = None
 
 
 async def run(
