@@ -97,38 +97,55 @@ SLOW_TEST_VARIABLE = "ACCORD_SLOW_TEST_SECONDS"
 
 
 class SlowTestAnnouncer:
-    """Names the test that is running once it has run for `after` seconds, and again every
-    `after` seconds, so that a long test is never minutes of silence in a quiet (`-q`) run."""
+    """Names each test still running after `after` seconds, and again every `after` seconds,
+    so that a long test is never minutes of silence in a quiet (`-q`) run. It follows the
+    tests through `pytest_runtest_logstart`/`logfinish`, which pytest-xdist also calls in the
+    controlling process for the tests its workers run."""
 
     def __init__(self, reporter: Any, capture: Any, after: float) -> None:
         self._reporter = reporter
         self._capture = capture
         self._after = after
+        self._running: dict[str, tuple[float, int]] = {}  # nodeid -> (started, times named)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="slow-tests", daemon=True)
+        self._watcher.start()
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> Iterator[None]:
-        done = threading.Event()
-        started = time.monotonic()
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        with self._lock:
+            self._running[nodeid] = (time.monotonic(), 0)
 
-        def announce() -> None:
-            while not done.wait(self._after):
-                seconds = time.monotonic() - started
-                line = f"… still running {item.nodeid} ({seconds:.0f} s)"
-                # Past the capture of the test's output, as pytest's own live logging does.
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        with self._lock:
+            self._running.pop(nodeid, None)
+
+    def pytest_unconfigure(self) -> None:
+        self._done.set()
+        self._watcher.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(min(1.0, self._after)):
+            now = time.monotonic()
+            with self._lock:
+                due = [
+                    (nodeid, now - started)
+                    for nodeid, (started, named) in self._running.items()
+                    if now - started >= self._after * (named + 1)
+                ]
+                for nodeid, _ in due:
+                    started, named = self._running[nodeid]
+                    self._running[nodeid] = (started, named + 1)
+            for nodeid, seconds in due:
+                # Past the capture of a test's output, as pytest's own live logging does.
                 with self._capture.global_and_fixture_disabled():
-                    self._reporter.write_line(line)
-
-        watcher = threading.Thread(target=announce, name="slow-test-announcer", daemon=True)
-        watcher.start()
-        try:
-            yield
-        finally:
-            done.set()
-            watcher.join()
+                    self._reporter.write_line(f"… still running {nodeid} ({seconds:.0f} s)")
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
 def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller names tests
+        return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
     after = float(os.environ.get(SLOW_TEST_VARIABLE, "20"))

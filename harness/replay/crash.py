@@ -56,8 +56,9 @@ class CrashingQueue:
         self._halted = True
 
     async def _short_polls(self, max_messages: int, wait_seconds: float) -> list[ReceivedMessage]:
-        # A long poll cannot be cut short, and a consumer's stop waits for it: at a run's end
-        # that is up to `wait_seconds` lost per run. Short polls end as soon as it is over.
+        # A consumer's stop cuts a long poll short, but what that poll took goes back to the
+        # queue with one more receive, which would skew a replay's receive counts. Short polls
+        # end cleanly as soon as the run is over.
         assert self.short_poll is not None
         deadline = asyncio.get_running_loop().time() + wait_seconds
         while True:

@@ -51,6 +51,7 @@ POLL_SECONDS = 0.1
 TEST_DEPENDENCIES = {
     "pytest": "pytest",
     "pytest_asyncio": "pytest-asyncio",
+    "xdist": "pytest-xdist",
     "pact": "pact-python",
     "schemathesis": "schemathesis",
     "hypothesis": "hypothesis",
@@ -198,6 +199,10 @@ def pytest_command(project: Project, extra: Iterable[str] = ()) -> list[str]:
         "-q",
         "-p",
         "no:cacheprovider",
+        # In one process: the plugin streams results as they come, and pytest-xdist's
+        # controller would neither collect nor deselect.
+        "-n",
+        "0",
         *extra,
     ]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -47,7 +47,10 @@ from services.kit.tokens import AccessTokenClaims, InvalidTokenError, TokenVerif
 
 PREFIX: Final = "/api/v1/auth"
 REALM: Final = 'Bearer realm="accord"'
-JWKS_CACHE_CONTROL: Final = "public, max-age=300"
+# Shorter than the publish-ahead delay of a rotated key (60 s) less the verifiers' refetch
+# interval (30 s), so that even a verifier behind an HTTP cache sees a new key before the
+# first token it signs (`services/auth/keyring.py`).
+JWKS_CACHE_CONTROL: Final = "public, max-age=25"
 
 
 def _challenge(error: str | None = None) -> dict[str, str]:
@@ -179,33 +182,52 @@ class Security:
 class ClientAddresses:
     """The address a request comes from, as rate limits see it: the connection's peer, unless
     the peer is a trusted proxy, in which case `X-Forwarded-For` is read from the right up to
-    the first address that is not a trusted proxy (what a client sends itself is ignored)."""
+    the first address that is not a trusted proxy (what a client sends itself is ignored).
+
+    An IPv4 address stands for itself (an IPv4-mapped IPv6 peer is read as the IPv4 address);
+    an IPv6 address stands for its /64, which one host typically holds whole, so that a host
+    cannot get a fresh limit with every address of its network."""
 
     def __init__(self, trusted_proxies: Sequence[IPv4Network | IPv6Network] = ()) -> None:
         self._trusted = tuple(trusted_proxies)
 
-    def _trusted_address(self, address: str) -> bool:
-        try:
-            parsed = ip_address(address)
-        except ValueError:
-            return False
-        return any(parsed in network for network in self._trusted)
-
     def __call__(self, request: Request) -> str:
-        peer = request.client.host if request.client is not None else "unknown"
-        if not self._trusted or not self._trusted_address(peer):
-            return peer
-        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        peer = _address(request.client.host) if request.client is not None else None
+        if peer is None:
+            return "unknown"
         client = peer
-        for hop in reversed(hops):
-            try:
-                client = str(ip_address(hop))
-            except ValueError:
-                return client  # garbage from beyond our proxies: stop at the last good hop
-            if not self._trusted_address(client):
-                return client
-        return client
+        if self._is_trusted(peer):
+            forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+            for hop in reversed([hop for hop in forwarded.split(",") if hop.strip()]):
+                address = _address(hop)
+                if address is None:
+                    break  # garbage from beyond our proxies: stop at the last good hop
+                client = address
+                if not self._is_trusted(address):
+                    break
+        if isinstance(client, IPv6Address):
+            return str(IPv6Network(f"{client}/64", strict=False))
+        return str(client)
+
+    def _is_trusted(self, address: IPv4Address | IPv6Address) -> bool:
+        return any(address in network for network in self._trusted)
+
+
+def _address(text: str) -> IPv4Address | IPv6Address | None:
+    """An address as peers and proxies write it (`1.2.3.4`, `1.2.3.4:5555`, `2001:db8::1`,
+    `[2001:db8::1]:443`), IPv4-mapped IPv6 read as IPv4; None if it is none of these."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def model_response(model: BaseModel, status_code: int = 200) -> Response:

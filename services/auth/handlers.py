@@ -42,6 +42,7 @@ from services.auth.domain import (
     LogOut,
     NotPermittedError,
     PasswordResetRequested,
+    RateLimitedError,
     RefreshTokenRecord,
     RefreshTokens,
     RegisterUser,
@@ -70,6 +71,7 @@ from services.auth.ports import (
 
 # The rate limits the handlers apply, by name (the limiter adapter knows their sizes).
 LOGIN_FAILURES_PER_ACCOUNT_ADDRESS: Final = "login-failures-per-account-address"
+LOGIN_FAILURES_PER_ACCOUNT: Final = "login-failures-per-account"
 LOGIN_FAILURES_PER_ADDRESS: Final = "login-failures-per-address"
 REGISTRATIONS_PER_ADDRESS: Final = "registrations-per-address"
 RESET_REQUESTS_PER_EMAIL: Final = "reset-requests-per-email"
@@ -136,27 +138,28 @@ async def register_user(command: RegisterUser, deps: Dependencies) -> SessionTok
 async def log_in(command: LogIn, deps: Dependencies) -> SessionTokens:
     """Check the password and start a new refresh-token family.
 
-    An attempt counts against (account, address) and against the address before the password
-    is hashed, and is refunded if it succeeds; past either limit every attempt is refused with
-    429 without hashing, right password or not, until the window has moved on. One account and
-    one address may have only a few hashes running at once: more is answered 429 at once.
+    An attempt counts against (account, address), against the address and, with a much higher
+    limit, against the account, before the password is hashed, and is refunded if it
+    succeeds; past any limit every attempt is refused with 429 without hashing, right password
+    or not, until the window has moved on. Then one account and one address may have only a
+    few hashes running at once: more is answered 429 at once, and refunded. The count comes
+    first, so that requests refused by it never hold a hashing slot.
     """
     key = email_key(command.email)
     pair = f"{key} {command.client}"
     counted = [
         (LOGIN_FAILURES_PER_ACCOUNT_ADDRESS, pair),
         (LOGIN_FAILURES_PER_ADDRESS, command.client),
+        (LOGIN_FAILURES_PER_ACCOUNT, key),
     ]
     slots = [(HASHES_IN_FLIGHT_PER_ACCOUNT, key), (HASHES_IN_FLIGHT_PER_ADDRESS, command.client)]
-    with deps.in_flight.hold(slots):
-        receipts = await deps.limiter.take(counted)
-        async with deps.unit_of_work() as uow:
-            account = await uow.accounts.by_email(key)
-        if account is None:
-            await deps.passwords.verify_nothing(command.password)
-            raise InvalidCredentialsError
-        if not await deps.passwords.verify(account.password_hash, command.password):
-            raise InvalidCredentialsError
+    receipts = await deps.limiter.take(counted)
+    try:
+        with deps.in_flight.hold(slots):
+            account = await _check_password(key, command.password, deps)
+    except RateLimitedError:  # refused a hashing slot: never hashed, so it does not count
+        await deps.limiter.refund(receipts)
+        raise
     # The right password: this attempt does not count, and the owner's earlier failures from
     # this address are forgiven (a guesser's never are: they never get here).
     await deps.limiter.refund(receipts)
@@ -176,6 +179,19 @@ async def log_in(command: LogIn, deps: Dependencies) -> SessionTokens:
         tokens = await _start_session(uow, deps, current, now)
         await uow.commit()
     return tokens
+
+
+async def _check_password(key: str, password: str, deps: Dependencies) -> Account:
+    """The account with this email key if the password is its own; an unknown email costs
+    the same hash as a wrong password."""
+    async with deps.unit_of_work() as uow:
+        account = await uow.accounts.by_email(key)
+    if account is None:
+        await deps.passwords.verify_nothing(password)
+        raise InvalidCredentialsError
+    if not await deps.passwords.verify(account.password_hash, password):
+        raise InvalidCredentialsError
+    return account
 
 
 async def refresh_tokens(command: RefreshTokens, deps: Dependencies) -> SessionTokens:

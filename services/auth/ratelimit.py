@@ -3,12 +3,15 @@
 `SqlRateLimiter` keeps a sliding-window log per (limit, subject) in the `rate_limit_events`
 table, so every replica of the service counts against the same limits (PostgreSQL in
 production, SQLite locally). Subjects (emails, addresses) are stored only as a SHA-256 of the
-limit and the subject: the table says how often, never who.
+limit and the subject: no email or address in the clear (though a guessed one can be
+confirmed against a digest).
 
 Taking an attempt is check-and-count in one transaction, so concurrent requests cannot all
 pass a check that only one of them should: on PostgreSQL each subject's transactions are
-serialised by a transaction-scoped advisory lock; on SQLite the transaction opens with a write,
-which takes the database's single write lock at once.
+serialised by a transaction-scoped advisory lock; on SQLite the transaction opens with a write
+(deleting the subject's expired attempts), which takes the database's single write lock at
+once. On PostgreSQL expired attempts are left to the retention pass
+(`services/auth/retention.py`): deleting them here too could deadlock with it.
 
 `InFlightLimiter` bounds how many password hashes one account or one address may have running
 at the same moment in this process. It lives in memory on purpose: a count of work in progress
@@ -48,6 +51,9 @@ def limits_from_settings(settings: Settings) -> dict[str, Limit]:
         ),
         handlers.LOGIN_FAILURES_PER_ADDRESS: Limit(
             settings.login_failures_per_address, settings.login_failure_window_seconds
+        ),
+        handlers.LOGIN_FAILURES_PER_ACCOUNT: Limit(
+            settings.login_failures_per_account, settings.login_failure_window_seconds
         ),
         handlers.REGISTRATIONS_PER_ADDRESS: Limit(
             settings.registrations_per_address, settings.registration_window_seconds
@@ -116,9 +122,9 @@ class SqlRateLimiter:
                     await session.execute(
                         text("SELECT pg_advisory_xact_lock(:id)"), {"id": _advisory_lock_id(key)}
                     )
-                # A write first: on SQLite it takes the write lock before anything is read.
-                window = timedelta(seconds=self._limit(limit).window)
-                await session.execute(delete(t).where(t.c.key == key, t.c.at <= now - window))
+                else:  # a write first: it takes SQLite's write lock before anything is read
+                    window = timedelta(seconds=self._limit(limit).window)
+                    await session.execute(delete(t).where(t.c.key == key, t.c.at <= now - window))
             waits = [
                 wait
                 for key, limit in wanted
@@ -141,7 +147,7 @@ class SqlRateLimiter:
         # The attempt that must leave the window before another fits: the count-th newest.
         statement = (
             select(t.c.at)
-            .where(t.c.key == key)
+            .where(t.c.key == key, t.c.at > now - timedelta(seconds=rule.window))
             .order_by(t.c.at.desc())
             .limit(1)
             .offset(rule.count - 1)

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # stranger's guesses cannot lock the owner out from elsewhere, and per address.
     login_failures_per_account_address: Count = 5
     login_failures_per_address: Count = 30
+    # Failures against one account from every address together: high, so that only a
+    # distributed attack reaches it, and there to bound guessing from many addresses (an IPv6
+    # /64 counts as one address, but an attacker may hold many).
+    login_failures_per_account: Count = 100
     # Password hashes one account, or one address, may have running at once in one process;
     # past that a login is answered 429 at once, without hashing.
     login_hashes_in_flight_per_account: Count = 2

@@ -32,6 +32,9 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
     """An async engine; SQLite files get their directory, WAL and a busy timeout, and are
     created readable by their owner only (`create_private_file`)."""
     parsed = async_url(url)
+    # A failed statement's error message would otherwise quote its parameters: the outbox
+    # body of a reset (its token, an email) in a log line.
+    options.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not _is_uri(parsed):
             create_private_file(Path(parsed.database))
@@ -44,6 +47,9 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Deleted and overwritten rows (a published outbox row's secrets) are zeroed on
+            # disk, not left in free pages.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

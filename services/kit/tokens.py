@@ -342,6 +342,10 @@ class JwksKeySource:
     would only narrow the window (and weaken the limit), not close it, and would not help a
     verifier behind a cache. The publish-ahead delay must therefore exceed this interval
     (plus the second the auth service may take to notice a rotation).
+
+    A fetched set is also used for `max_age` (5 min) at most: the next look-up after that
+    fetches it again, so a key the auth service has stopped publishing (retired, or withdrawn
+    after a leak) stops verifying here too. If that fetch fails, the cached set keeps answering.
     """
 
     def __init__(
@@ -349,10 +353,13 @@ class JwksKeySource:
         fetch: Callable[[], Awaitable[Mapping[str, Any]]],
         *,
         min_refetch_interval: timedelta = timedelta(seconds=30),
+        max_age: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
         self._fetch = fetch
         self._min_refetch_interval = min_refetch_interval
+        self._max_age = max_age
+        self._fetched_at: datetime | None = None
         self._clock = clock
         self._keys: dict[str, Ed25519PublicKey] | None = None
         self._last_attempt_at: datetime | None = None
@@ -365,12 +372,19 @@ class JwksKeySource:
     async def key(self, kid: str) -> Ed25519PublicKey | None:
         keys = self._keys
         if keys is not None:
+            if self._stale() and self._refetch_due():
+                await self._refresh()
+                return self._keys.get(kid) if self._keys is not None else None
             if kid in keys:
                 return keys[kid]
             if not self._refetch_due():
                 return None
         await self._refresh()
         return None if self._keys is None else self._keys.get(kid)
+
+    def _stale(self) -> bool:
+        fetched = self._fetched_at
+        return fetched is None or self._clock() - fetched >= self._max_age
 
     def _refetch_due(self) -> bool:
         last = self._last_attempt_at
@@ -403,6 +417,7 @@ class JwksKeySource:
             return
         self._completed_fetches += 1
         self._keys = keys
+        self._fetched_at = self._last_attempt_at
 
 
 class HttpJwksFetcher:

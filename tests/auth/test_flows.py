@@ -593,7 +593,7 @@ async def test_the_published_key_set_verifies_issued_access_tokens(auth: AuthCli
     )
     claims = await verifier.verify(user["accessToken"])
 
-    assert response.headers["Cache-Control"] == "public, max-age=300"
+    assert response.headers["Cache-Control"] == "public, max-age=25"
     assert claims.subject == user["userId"]
     assert claims.roles == ("user",)
     header = jwt.get_unverified_header(user["accessToken"])

@@ -423,3 +423,86 @@ async def test_a_reset_request_is_answered_before_the_account_is_looked_up(
     assert [answer.status_code for answer in answers] == [202, 202]
     resets = [event for event in published if event.eventType == "user.password.reset.requested"]
     assert [str(event.userId) for event in resets] == [user["userId"]]
+
+
+async def test_a_login_refused_a_hashing_slot_is_not_counted(
+    start_counted: Any, hasher: CountingHasher
+) -> None:
+    async with start_counted(login_hashes_in_flight_per_account=2) as service:
+        async with service.client_at("198.51.100.9") as http:
+            await register(http, "slots@example.com")
+            hasher.verifications, hasher.waiting = 0, 0
+            hasher.gate = asyncio.Event()
+            held = [
+                asyncio.create_task(login(http, "slots@example.com", "wrong-guess-1234"))
+                for _ in range(2)
+            ]
+            while hasher.waiting < 2:
+                await asyncio.sleep(0.005)
+            refused = await login(http, "slots@example.com", "wrong-guess-1234")
+            hasher.gate.set()
+            await asyncio.gather(*held)
+        limiter = service.adapters.limiter
+        assert isinstance(limiter, SqlRateLimiter)
+        counted = await limiter.count(LOGIN_FAILURES_PER_ADDRESS, "198.51.100.9")
+
+    assert refused.status_code == 429
+    assert counted == 2  # the two that were hashed, not the one refused a slot
+
+
+async def test_failures_from_many_addresses_reach_the_per_account_limit(
+    start_counted: Any,
+) -> None:
+    async with start_counted(login_failures_per_account=3) as service:
+        async with service.client_at("198.51.100.70") as owner:
+            await register(owner, "popular@example.com")
+        answers = []
+        for index in range(4):
+            async with service.client_at(f"203.0.113.{index + 1}") as attacker:
+                answers.append(await login(attacker, "popular@example.com", "guess-guess-9"))
+        async with service.client_at("198.51.100.70") as owner:
+            owner_after = await login(owner, "popular@example.com")
+
+    assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
+    assert owner_after.status_code == 429
+
+
+async def test_an_ipv6_host_counts_as_its_slash_64(start_counted: Any) -> None:
+    async with start_counted(login_failures_per_address=2) as service:
+        statuses = []
+        for host in ("2001:db8::1", "2001:db8::2", "2001:db8::ffff", "2001:db8:0:1::1"):
+            async with service.client_at(host) as http:
+                response = await login(http, f"{uuid.uuid4().hex}@example.com")
+                statuses.append(response.status_code)
+
+    assert statuses == [401, 401, 429, 401]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        ("::ffff:10.0.0.5", "198.51.100.5", "198.51.100.5"),  # a dual-stack proxy's peer
+        ("10.0.0.5", "198.51.100.5:5555", "198.51.100.5"),
+        ("10.0.0.5", "[2001:db8::7]:443", "2001:db8::/64"),
+        ("10.0.0.5", "2001:db8::7, 10.0.0.9", "2001:db8::/64"),
+        ("10.0.0.5", "garbage, 198.51.100.5", "198.51.100.5"),
+        ("10.0.0.5", "198.51.100.5, garbage", "10.0.0.5"),
+        ("198.51.100.77", "192.0.2.1", "198.51.100.77"),  # not a trusted proxy: ignored
+    ],
+)
+def test_client_addresses_read_the_forms_proxies_write(
+    peer: str, forwarded: str, client: str
+) -> None:
+    from ipaddress import ip_network
+
+    from starlette.requests import Request
+
+    from services.auth.api import ClientAddresses
+
+    scope = {
+        "type": "http",
+        "client": (peer, 4000),
+        "headers": [(b"x-forwarded-for", forwarded.encode())],
+    }
+
+    assert ClientAddresses([ip_network("10.0.0.0/8")])(Request(scope)) == client

@@ -126,12 +126,14 @@ def fresh_clone(destination: Path) -> None:
 
 
 def wait_until_ready(newcomer: Newcomer, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 180
+    started = time.monotonic()
+    deadline = started + 180
     urls = [f"http://127.0.0.1:{newcomer.ports[name]}/health/ready" for name in PORTS[:3]]
     while time.monotonic() < deadline:
         assert process.poll() is None, f"accord up exited:\n{log.read_text()[-4000:]}"
         try:
             if all(httpx.get(url, timeout=2).status_code == 200 for url in urls):
+                newcomer.log.append(f"{time.monotonic() - started:6.1f} s  (until ready)")
                 return
         except httpx.HTTPError:
             pass

@@ -942,3 +942,36 @@ async def test_an_issuer_given_a_key_provider_signs_with_the_key_it_names_at_eac
     assert jwt.get_unverified_header(after)["kid"] == ring[-1].kid
     verifier = verifier_for(StaticKeySource(jwks(*ring)), clock)
     assert (await verifier.verify(before)).subject == (await verifier.verify(after)).subject
+
+
+async def test_a_key_the_auth_service_stops_publishing_stops_verifying_once_the_set_is_old(
+    clock: Clock, key: SigningKey
+) -> None:
+    retired = SigningKey.generate()
+    fetch = FakeJwksFetch(key, retired)
+    source = JwksKeySource(fetch, max_age=timedelta(minutes=5), clock=clock)
+    assert await source.key(retired.kid) is not None
+    fetch.publish(key)  # the auth service dropped the retired key
+
+    clock.advance(timedelta(minutes=4))
+    still_cached = await source.key(retired.kid)
+    clock.advance(timedelta(minutes=2))
+    after_max_age = await source.key(retired.kid)
+    current = await source.key(key.kid)
+
+    assert still_cached is not None
+    assert after_max_age is None
+    assert current is not None
+    assert fetch.fetches == 2
+
+
+async def test_an_old_key_set_keeps_answering_when_the_refetch_fails(
+    clock: Clock, key: SigningKey
+) -> None:
+    fetch = FakeJwksFetch(key)
+    source = JwksKeySource(fetch, max_age=timedelta(minutes=5), clock=clock)
+    assert await source.key(key.kid) is not None
+    fetch.failing = True
+    clock.advance(timedelta(minutes=10))
+
+    assert await source.key(key.kid) is not None
