@@ -95,6 +95,8 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Where to record every event that crosses the bus (`accord up --record FILE`).
     record: Path | None = None
+    # Services replaced by the HTTP mock of their OpenAPI contract (`accord up --mock NAME`).
+    mock: tuple[str, ...] = ()
 
     @property
     def state(self) -> Path:
@@ -418,6 +420,9 @@ class Stack:
         """Start one service (configured from the stack's environment, with `env` over it for
         this service only: e.g. its AWS endpoint behind a fault proxy) and wait until ready."""
         part = next(p for p in SERVICES if p.name == name)
+        if name in self.config.mock:
+            await self._start_mock(part, stop or asyncio.Event())
+            return
         environ = {**self.env, **(env or {})}
         with patched_environ(environ):
             app = build_service(part, self.config)
@@ -447,6 +452,21 @@ class Stack:
                 f"the {name} service did not become ready at {self.config.url(name)}/health/ready"
             )
         self.say(service_banner(name, self.config.url(name)))
+
+    async def _start_mock(self, part: ServicePart, stop: asyncio.Event) -> None:
+        """Serve the HTTP mock of the service's OpenAPI contract (harness/mock/http.py) in its
+        place: it answers as the contract says, consumes no events, publishes none."""
+        from harness.mock.http import build_app
+
+        contract = self.config.project.contracts_dir / "openapi" / f"{part.openapi}.yaml"
+        self._serve(part.name, RequestLog(build_app(contract), part.name))
+        url = self.config.url(part.name)
+        if not await wait_ready(f"{url}/health/ready", stop):
+            raise StartupError(f"the {part.name} mock did not become ready at {url}/health/ready")
+        self.say(
+            f"✓ {part.name} service MOCKED on {url}, from "
+            f"{self.config.project.relative(contract)} (no events consumed or published)"
+        )
 
     async def stop_service(self, name: str) -> None:
         server, task = self._servers.pop(name), self._tasks.pop(name)

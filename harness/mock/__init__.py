@@ -1,0 +1,1 @@
+"""`accord mock`: stand-ins for the services built from their contracts alone."""
