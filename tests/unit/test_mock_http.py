@@ -374,3 +374,23 @@ async def test_a_contract_outside_the_project_is_answered_from_its_schemas_for_a
     assert first.headers["Location"] == again.headers["Location"]
     assert plain.status_code == 415
     assert plain.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_consumer_runs_register_then_profile_then_addresses_against_the_mocks() -> None:
+    async with client("auth") as auth, client("user", stateful=True) as users:
+        registered = await auth.post(
+            "/api/v1/auth/register",
+            json={"email": "ada@example.com", "password": "correct-horse-battery-staple"},
+        )
+        tokens = registered.json()
+        bearer = {"Authorization": f"Bearer {tokens['accessToken']}"}
+        profile = await users.get(f"/api/v1/users/{tokens['userId']}", headers=bearer)
+        addresses = f"/api/v1/users/{tokens['userId']}/addresses"
+        created = await users.post(addresses, json=HOME, headers=bearer)
+        listed = await users.get(addresses, headers=bearer)
+
+    assert registered.status_code == 201
+    assert profile.status_code == 200
+    assert profile.json()["id"] == tokens["userId"]  # the examples agree on the user
+    assert created.status_code == 201
+    assert listed.json() == {"items": [created.json()]}
