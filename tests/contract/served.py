@@ -135,7 +135,7 @@ def _user(database_url: str) -> Iterator[Served]:
         yield Served("user", url, authorization)
 
 
-async def _seed_notifications(database_url: str) -> None:
+async def seed_notifications(database_url: str) -> None:
     """Sent and skipped entries about the example user and others, so that lists and cursors
     have something to show."""
     from services.notification import handlers
@@ -183,7 +183,7 @@ def _notification(database_url: str) -> Iterator[Served]:
     from services.notification.storage import SqlNotificationDatabase
     from tests.notification.support import Tokens, settings_for
 
-    asyncio.run(_seed_notifications(database_url))
+    asyncio.run(seed_notifications(database_url))
     tokens = Tokens()
     app = create_app(
         settings_for(database_url),

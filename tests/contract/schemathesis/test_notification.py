@@ -10,19 +10,14 @@ schemathesis also probes the log without credentials and with a wrong one, expec
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from schemathesis.python import asgi
 
-from services.notification import handlers
 from services.notification.app import Adapters, create_app
-from services.notification.domain import NotificationType, SendNotification
 from services.notification.mail import RecordingEmailSender
-from services.notification.rendering import JinjaEmailComposer
 from services.notification.roles import StaticRoleDirectory
 from services.notification.storage import SqlNotificationDatabase
 from tests.contract.schemathesis.support import (
@@ -32,7 +27,8 @@ from tests.contract.schemathesis.support import (
     as_caller,
     load_contract,
 )
-from tests.notification.support import LINK_BASE, Tokens, settings_for
+from tests.contract.served import seed_notifications
+from tests.notification.support import Tokens, settings_for
 
 pytestmark = [pytest.mark.contract, pytest.mark.conformance("notification", "schemathesis")]
 
@@ -45,44 +41,11 @@ schema = load_contract("notification")
 schema.app = SLOT
 
 
-async def _seed(database_url: str) -> None:
-    """A few sent and skipped entries, so that lists and cursors have something to show."""
-    database = SqlNotificationDatabase(database_url)
-    await database.migrate()
-    deps = handlers.Dependencies(
-        unit_of_work=database.unit_of_work,
-        sender=RecordingEmailSender(),
-        composer=JinjaEmailComposer(),
-        clock=lambda: datetime.now(UTC),
-        link_base_url=LINK_BASE,
-        claim_lease=timedelta(seconds=5),
-    )
-    now = deps.clock()
-    user = uuid.UUID("6f1c1e0e-8f3e-4c1a-9d3e-2b7f4a6c9e10")  # the contract's example user
-    try:
-        for sequence, kind in enumerate(list(NotificationType) * 3, start=2):
-            await handlers.send_notification(
-                SendNotification(
-                    event_id=uuid.uuid4(),
-                    event_type="user.email.verification.requested",
-                    user_id=user if sequence % 2 else uuid.uuid4(),
-                    sequence=sequence,
-                    kind=kind,
-                    email="ada@example.com",
-                    token="tok_" + uuid.uuid4().hex,
-                    expires_at=now + timedelta(hours=1 if sequence % 3 else -1),
-                ),
-                deps,
-            )
-    finally:
-        await database.dispose()
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The notification service on a seeded SQLite log, in schemathesis's ASGI event loop."""
     database_url = f"sqlite:///{tmp_path_factory.mktemp('notification-contract') / 'log.db'}"
-    asyncio.run(_seed(database_url))
+    asyncio.run(seed_notifications(database_url))
     # The app (and its lifespan) runs on schemathesis's event loop, so the adapters are built
     # here and connect only there.
     SLOT.app = create_app(
