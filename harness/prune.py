@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy.engine import make_url
 
@@ -76,9 +77,41 @@ def _user() -> Target:
     from services.user.storage import SqlUserStore
 
     settings = load_settings()
+    return _processed_events("user", settings.database_url, settings, SqlUserStore)
+
+
+def _notification() -> Target:
+    from services.notification.settings import load_settings
+    from services.notification.storage import SqlNotificationDatabase
+
+    settings = load_settings()
+    return _processed_events(
+        "notification", settings.database_url, settings, SqlNotificationDatabase
+    )
+
+
+class _PrunableStore(Protocol):
+    async def prune(self, keep: timedelta, now: datetime) -> dict[str, int]: ...
+
+    async def dispose(self) -> None: ...
+
+
+class _RetentionSettings(Protocol):
+    @property
+    def processed_event_retention_days(self) -> int: ...
+
+
+def _processed_events(
+    service: str,
+    database_url: str,
+    settings: _RetentionSettings,
+    open_store: Callable[[str], _PrunableStore],
+) -> Target:
+    """The user and notification services: their processed-event records, kept for the
+    service's retention unless `older_than` says otherwise."""
 
     async def run(now: datetime, older_than: timedelta | None) -> dict[str, int]:
-        store = SqlUserStore(settings.database_url)
+        store = open_store(database_url)
         try:
             keep = older_than
             if keep is None:
@@ -87,26 +120,7 @@ def _user() -> Target:
         finally:
             await store.dispose()
 
-    return Target("user", settings.database_url, run)
-
-
-def _notification() -> Target:
-    from services.notification.settings import load_settings
-    from services.notification.storage import SqlNotificationDatabase
-
-    settings = load_settings()
-
-    async def run(now: datetime, older_than: timedelta | None) -> dict[str, int]:
-        database = SqlNotificationDatabase(settings.database_url)
-        try:
-            keep = older_than
-            if keep is None:
-                keep = timedelta(days=settings.processed_event_retention_days)
-            return await database.prune(keep, now)
-        finally:
-            await database.dispose()
-
-    return Target("notification", settings.database_url, run)
+    return Target(service, database_url, run)
 
 
 def check_older_than(services: Sequence[str], days: int | None) -> None:
