@@ -22,19 +22,19 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
+from bench import events
 from services.kit.aws import BusLocation
 from services.kit.bus import Delivery
 from services.kit.consumer import ConsumerOptions
 from services.kit.events import Event, encode
 from services.kit.sqs import SqsEventConsumer, sqs_attributes
-from tests import factories
 
 
 def fill(sqs: Any, url: str, count: int) -> None:
     for start in range(0, count, 10):
         entries = []
         for index in range(start, min(count, start + 10)):
-            message = encode(factories.user_created())
+            message = encode(events.user_created())
             entries.append(
                 {
                     "Id": str(index),

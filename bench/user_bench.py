@@ -109,17 +109,15 @@ def serve(argv: list[str]) -> None:
 
 async def seed(database_url: str, user_id: uuid.UUID) -> None:
     """A profile as the consumer would make it, with the fields a user fills in."""
+    from bench import events
     from services.user import consumers
     from services.user.storage import SqlUserStore
-    from tests import factories
 
     store = SqlUserStore(database_url)
     try:
         await store.migrate()
         handlers = consumers.event_handlers(store, lambda: datetime.now(UTC))
-        await handlers["user.created"].apply(
-            factories.user_created(user_id, email="ada@example.com")
-        )
+        await handlers["user.created"].apply(events.user_created(user_id, email="ada@example.com"))
         await store.profiles.update(
             user_id,
             {

@@ -9,7 +9,7 @@ import pytest
 
 from harness.project import Project
 
-pytest_plugins = ["harness.pytest_plugin"]
+pytest_plugins = ["harness.conformance.fixtures"]
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 

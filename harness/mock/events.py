@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from harness.contracts import Resolver, iter_contract_files
+from harness.authoring.contracts import Resolver, iter_contract_files
 from harness.project import Project
 from services.kit.events import Event, Message, encode, spec_for
 from services.kit.sqs import sqs_attributes

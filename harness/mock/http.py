@@ -54,7 +54,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from harness.contracts import Document, Resolver, escape
+from harness.authoring.contracts import Document, Resolver, escape
 
 log = logging.getLogger("accord.mock")
 

@@ -51,9 +51,10 @@ Recording what crosses the bus (`recorder`), e.g. behind `accord up --record FIL
 
 Replaying a file into a running stack (`stack`), e.g. behind `accord replay FILE`::
 
+    adversity = Adversity(duplicates=3, order="shuffled", crash_rate=0.2, seed=new_seed())
     summary = await replay_file(path, project=project, endpoint="http://127.0.0.1:4566",
-                                prefix="", duplicates=1, shuffle=False, crash_rate=0.0,
-                                seed=None, probes=stack_probes(project.root / ".accord"),
+                                prefix="", adversity=adversity,
+                                probes=stack_probes(project.root / ".accord"),
                                 on_progress=callback, timeout=300.0)
     summary.sent, .delivered, .duplicates_absorbed, .crashes, .dead_lettered, .diffs;
     summary_lines(summary) -> list[str]
@@ -62,6 +63,7 @@ Replaying a file into a running stack (`stack`), e.g. behind `accord replay FILE
 """
 
 from harness.replay.buses import MemoryReplayBus, ReplayBus, SqsReplayBus
+from harness.replay.live import ReplaySummary, replay_file, replay_stream, stack_probes
 from harness.replay.recorder import Recorder, RecordingPublisher
 from harness.replay.runner import (
     Difference,
@@ -77,7 +79,6 @@ from harness.replay.runner import (
     run,
 )
 from harness.replay.schedule import CLEAN, Adversity, Schedule, Step, plan, plans, poison_message
-from harness.replay.stack import ReplaySummary, replay_file, replay_stream, stack_probes
 from harness.replay.stream import StreamWriter, read_stream, write_stream
 
 __all__ = [

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from harness.dlq import DeadLetterQueue
+from harness.bus.dlq import DeadLetterQueue
 from services.kit.aws import BusLocation
 from services.kit.bus import DeadLetter, MessageQueue
 from services.kit.events import Message

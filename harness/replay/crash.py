@@ -44,7 +44,6 @@ class CrashingQueue:
         self.release = release
         self.crashes = 0
         self.receives: Counter[int] = Counter()  # step -> times received
-        self.untagged_receives = 0
         # Messages done with: acknowledged or dead-lettered (a crashed one is not, yet).
         self.settled = 0
         self._crashed: set[int] = set()
@@ -74,8 +73,7 @@ class CrashingQueue:
             taken = await self._short_polls(max_messages, wait_seconds)
         for received in taken:
             step = step_of(received)
-            if step is None:
-                self.untagged_receives += 1
+            if step is None:  # not one of the replay's messages
                 continue
             self.receives[step] += 1
             self._steps[received.receipt] = step

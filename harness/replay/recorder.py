@@ -12,7 +12,7 @@ queue and its subscription. Lines are in the order the recorder received the mes
     await recorder.stop()     # or: async with recorder: ...
 
 `accord up --record FILE` starts one right after provisioning (the topic's name from
-`harness.provision.topology_from_contracts`), and stops it before the emulator. In memory,
+`harness.bus.provision.topology_from_contracts`), and stops it before the emulator. In memory,
 `Recorder.in_memory(broker, topic, path)` does the same on an `InMemoryBroker`.
 `RecordingPublisher` is the other way round: it wraps a publisher and writes what it publishes.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-from harness.provision import Provisioner
+from harness.bus.provision import Provisioner
 from harness.replay.stream import StreamWriter
 from services.kit.aws import BusLocation
 from services.kit.bus import EventPublisher, MessageQueue

@@ -70,6 +70,11 @@ class Adversity:
 CLEAN = Adversity()
 
 
+def new_seed() -> int:
+    """A seed for a schedule nobody asked to repeat (the run reports it, so it can be)."""
+    return random.SystemRandom().randrange(2**32)
+
+
 @dataclass(frozen=True)
 class Step:
     """One publish: stream item `item`; `crash` makes the consumer crash after its effect

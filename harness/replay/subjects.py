@@ -8,7 +8,7 @@ between two correct deliveries of the same stream is removed or replaced, and ea
 is named below with the reason. Everything else must be equal.
 
 The same readers (`user_state`, `notification_state`) serve as state probes of a running
-stack's databases (`harness.replay.stack`), where ids are renamed back to the stream's.
+stack's databases (`harness.replay.live`), where ids are renamed back to the stream's.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from services.user import consumers as user_consumers
 from services.user.storage import SqlUserStore, addresses, processed_events, profiles
 
 # Ids of one replay run mapped to the stream's ids (a replay on a running stack gives every
-# run fresh ids, see `harness.replay.stack`); None: every row, ids as they are.
+# run fresh ids, see `harness.replay.live`); None: every row, ids as they are.
 IdMap: TypeAlias = Mapping[uuid.UUID, uuid.UUID]
 LINK_BASE = "https://accounts.accord.test"
 

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from markdown_it import MarkdownIt
 
-from harness.contracts import Resolver
+from harness.authoring.contracts import Resolver
 
 SWAGGER_PAGE = """<!doctype html>
 <html lang=en><head><meta charset=utf-8><title>{title}</title>

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from harness.bus.provision import Provisioner, topology_from_contracts
 from harness.project import Project
-from harness.provision import Provisioner, topology_from_contracts
 from harness.stack.smtp import SmtpSink
 from services.kit.startup import (
     DatabaseSetting,
@@ -467,11 +467,6 @@ class Stack:
             f"✓ {part.name} service MOCKED on {url}, from "
             f"{self.config.project.relative(contract)} (no events consumed or published)"
         )
-
-    async def stop_service(self, name: str) -> None:
-        server, task = self._servers.pop(name), self._tasks.pop(name)
-        server.should_exit = True
-        await asyncio.gather(task, return_exceptions=True)
 
     async def wait(self, stop: asyncio.Event) -> None:
         """Until `stop` is set or a part dies."""

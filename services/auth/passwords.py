@@ -70,10 +70,6 @@ class Argon2PasswordHasher:
     def parameters(self) -> argon2.Parameters:
         return argon2.extract_parameters(self._hasher.hash("parameters"))
 
-    def hash_now(self, password: str) -> str:
-        """Hash in the calling thread (for tools and benchmarks, never the event loop)."""
-        return self._hasher.hash(password)
-
     def _workers(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(

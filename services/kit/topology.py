@@ -1,6 +1,6 @@
 """The messaging topology: topics, queues with their dead-letter queues, subscriptions.
 
-`harness.provision` derives it from the AsyncAPI bindings and creates it on SNS/SQS;
+`harness.bus.provision` derives it from the AsyncAPI bindings and creates it on SNS/SQS;
 `services.kit.memory.InMemoryBroker.apply` creates the same thing in memory.
 """
 

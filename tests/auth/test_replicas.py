@@ -8,7 +8,7 @@ import secrets
 import httpx
 import pytest
 
-from harness.faults import ServiceProcess
+from harness.stack.faults import ServiceProcess
 from services.kit.tokens import SigningKey
 from tests.e2e.support import free_ports
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli_schemas import diff, schemas_app
+from harness.cli.evolution import diff, schemas_app
 
 app = typer.Typer(no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")

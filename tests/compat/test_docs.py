@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.compat import Mode, Rule, check
-from harness.compat.changes import DiffRule
-from harness.compat.versions import VersionRule
+from harness.evolution import Mode, Rule, check
+from harness.evolution.changes import DiffRule
+from harness.evolution.versions import VersionRule
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
 TEXT = DOC.read_text(encoding="utf-8")

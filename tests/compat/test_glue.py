@@ -12,7 +12,7 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from harness import schemas
+from harness.evolution import catalog
 from harness.project import Project
 from tests.compat.cli import app
 from tests.compat.events import add_property, require, set_version
@@ -56,9 +56,9 @@ def registry(glue: GlueClient, unique_prefix: str) -> Iterator[str]:
         glue.delete_registry(RegistryId={"RegistryName": name})
 
 
-def publish(project: Project, glue: GlueClient, registry: str) -> schemas.Publication:
-    return schemas.publish(
-        project, project.root / "schemas", glue=schemas.GlueTarget(lambda: glue, registry)
+def publish(project: Project, glue: GlueClient, registry: str) -> catalog.Publication:
+    return catalog.publish(
+        project, project.root / "schemas", glue=catalog.GlueTarget(lambda: glue, registry)
     )
 
 
@@ -111,8 +111,8 @@ def test_an_incompatible_schema_is_refused_before_any_glue_call(
     add_property(project_copy, "displayName")
     require(project_copy, "displayName")
     set_version(project_copy, "1.0.0", "1.1.0")
-    publication = schemas.publish(
-        project_copy, project_copy.root / "schemas", glue=schemas.GlueTarget(make_client, registry)
+    publication = catalog.publish(
+        project_copy, project_copy.root / "schemas", glue=catalog.GlueTarget(make_client, registry)
     )
 
     assert [o.event_type for o in publication.refused] == ["user.created"]
@@ -139,10 +139,10 @@ def test_publishing_again_to_glue_registers_nothing(
 def test_a_catalog_published_to_a_directory_first_is_mirrored_to_glue_later(
     project_copy: Project, glue: GlueClient, registry: str
 ) -> None:
-    schemas.publish(project_copy, project_copy.root / "schemas")
+    catalog.publish(project_copy, project_copy.root / "schemas")
     add_property(project_copy, "displayName")
     set_version(project_copy, "1.0.0", "1.1.0")
-    schemas.publish(project_copy, project_copy.root / "schemas")
+    catalog.publish(project_copy, project_copy.root / "schemas")
 
     publish(project_copy, glue, registry)
 

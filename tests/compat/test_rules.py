@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.compat import Mode, Rule, Schema, check, check_history
+from harness.evolution import Mode, Rule, Schema, check, check_history
 
 OBJECT_ID = {"id": {"type": "string"}}
 
@@ -498,8 +498,8 @@ def test_a_free_form_object_is_open_to_writers_even_in_the_tolerant_reading() ->
 def test_the_repository_event_schemas_are_compatible_with_themselves_in_every_mode(
     repository: Any,
 ) -> None:
-    from harness.compat.events import event_schemas
-    from harness.contracts import Resolver
+    from harness.authoring.contracts import Resolver
+    from harness.evolution.events import event_schemas
 
     resolver = Resolver()
     events = event_schemas(repository.contracts_dir / "asyncapi" / "user-events.yaml", resolver)

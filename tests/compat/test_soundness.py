@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from harness.compat import Mode, check
+from harness.evolution import Mode, check
 
 KEYS = ["a", "b", "c"]
 SCALARS = st.one_of(

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from harness.compat import Mode
-from harness.compat.versions import SemVer, VersionRule, judge
+from harness.evolution import Mode
+from harness.evolution.versions import SemVer, VersionRule, judge
 
 V1 = {"type": "object", "properties": {"id": {"type": "string"}}}
 V1_REQUIRED = {**V1, "required": ["id"]}

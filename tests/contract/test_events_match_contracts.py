@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import pytest
 
-from harness.contracts import Resolver
+from harness.authoring.contracts import Resolver
 from services.auth import domain as auth_domain
 from services.auth.event_payloads import payload
 from services.kit.bus import Handler

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from playwright.async_api import Page, expect
 
-from harness.contracts import Resolver
+from harness.authoring.contracts import Resolver
 from harness.stack.docs import asyncapi_page, docs_app, inline_refs, markdown_plain
 from tests.browser import chromium_page, serving
 from tests.conftest import REPOSITORY

@@ -1,6 +1,6 @@
 """Faults injected into the live stack (`accord up` in the test's process): SNS unreachable for
 the publisher, a consumer killed with messages in hand, the user database unreachable. Each
-fault is a real network failure made by a `FaultyProxy` (see `harness/faults.py`)."""
+fault is a real network failure made by a `FaultyProxy` (see `harness/stack/faults.py`)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import asyncpg
 import httpx
 import pytest
 
-from harness.faults import FaultyProxy, ServiceProcess, outage
 from harness.project import Project
+from harness.stack.faults import FaultyProxy, ServiceProcess, outage
 from harness.stack.up import Stack, StackConfig
 from services.kit.aws import BusLocation
 from tests.conftest import REPOSITORY

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from harness.dlq import DeadLetterQueue
-from harness.provision import Provisioner
+from harness.bus.dlq import DeadLetterQueue
+from harness.bus.provision import Provisioner
 from services.kit.aws import BusLocation
 from services.kit.bus import DeadLetter, EventPublisher, ReceivedMessage
 from services.kit.consumer import ConsumerOptions, QueueConsumer

@@ -8,9 +8,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from harness.bus.provision import topology_from_contracts
 from harness.cli import app
 from harness.project import Project
-from harness.provision import topology_from_contracts
 from services.kit.aws import BusLocation
 from services.kit.events import DEAD_LETTER_REASON, Message, encode
 from services.kit.topology import QueueSpec, SubscriptionSpec, TopicSpec

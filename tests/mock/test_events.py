@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from typer.testing import CliRunner
 
+from harness.bus.provision import Provisioner, topology_from_contracts
 from harness.cli import app as cli
 from harness.mock.events import Sent, generated_events, plan, select, send
 from harness.project import Project
-from harness.provision import Provisioner, topology_from_contracts
 from services.kit.aws import BusLocation
 from services.kit.events import encode
 from services.notification.app import create_app as notification_app

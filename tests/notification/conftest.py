@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.bus.provision import topology_from_contracts
 from harness.project import Project
-from harness.provision import topology_from_contracts
 from services.kit.memory import InMemoryBroker
 from tests.notification.support import MailServer, Tokens
 

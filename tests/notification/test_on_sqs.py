@@ -11,8 +11,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from harness.bus.provision import Provisioner, topology_from_contracts
 from harness.project import Project
-from harness.provision import Provisioner, topology_from_contracts
 from services.kit.aws import BusLocation
 from services.kit.sns import SnsEventPublisher
 from services.notification.app import create_app

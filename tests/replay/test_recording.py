@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.bus.provision import Provisioner, topology_from_contracts
 from harness.project import Project
-from harness.provision import Provisioner, topology_from_contracts
 from harness.replay.recorder import Recorder, RecordingPublisher
 from harness.replay.schedule import poison_message
 from harness.replay.stream import (

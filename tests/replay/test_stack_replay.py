@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from harness.bus.provision import Provisioner, topology_from_contracts
 from harness.project import Project
-from harness.provision import Provisioner, topology_from_contracts
-from harness.replay.recorder import Recorder
-from harness.replay.runner import Progress
-from harness.replay.schedule import poison_message
-from harness.replay.stack import (
+from harness.replay.live import (
     NotificationDatabaseProbe,
     StackBus,
     UserDatabaseProbe,
     replay_file,
     summary_lines,
 )
+from harness.replay.recorder import Recorder
+from harness.replay.runner import Progress
+from harness.replay.schedule import Adversity, poison_message
 from harness.replay.stream import StreamWriter
 from services.kit.aws import BusLocation
 from services.kit.consumer import Backoff, ConsumerOptions
@@ -135,10 +135,7 @@ async def test_a_recorded_stream_replayed_thrice_shuffled_with_crashes_changes_n
             project=repository,
             endpoint=moto_endpoint,
             prefix=unique_prefix,
-            duplicates=3,
-            shuffle=True,
-            crash_rate=0.3,
-            seed=4,
+            adversity=Adversity(duplicates=3, order="shuffled", crash_rate=0.3, seed=4),
             probes=[
                 UserDatabaseProbe(stack.user_database),
                 NotificationDatabaseProbe(stack.notification_database),

@@ -89,9 +89,9 @@ def test_a_payload_without_user_id_is_refused(event_type: str) -> None:
 
 
 # The payloads' `Email` is `{type: string, format: email, maxLength: 254}`: the models read
-# `format` as the annotation it is (as the HTTP models do, `harness/codegen.py`), so what they
-# refuse is what the schema asserts. Which addresses the auth service takes, and so publishes,
-# is its HTTP contract's `Email` pattern.
+# `format` as the annotation it is (as the HTTP models do, `harness/authoring/generate.py`), so
+# what they refuse is what the schema asserts. Which addresses the auth service takes, and so
+# publishes, is its HTTP contract's `Email` pattern.
 @pytest.mark.parametrize("email", [None, 42, "a" * 243 + "@example.com"])
 @pytest.mark.parametrize("event_type", MODELS)
 def test_an_email_that_is_not_a_string_of_at_most_254_characters_is_refused(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from harness import codegen
+from harness.authoring import generate as generation
 from harness.cli import app
 from harness.project import Project
 from tests.conftest import edit
@@ -15,12 +15,12 @@ runner = CliRunner()
 
 
 def test_generating_twice_gives_byte_identical_files(project_copy: Project) -> None:
-    first = codegen.expected_files(project_copy)
-    codegen.write(project_copy, first)
+    first = generation.expected_files(project_copy)
+    generation.write(project_copy, first)
     written = {path: (project_copy.root / path).read_bytes() for path in first}
 
-    second = codegen.expected_files(project_copy)
-    results = codegen.write(project_copy, second)
+    second = generation.expected_files(project_copy)
+    results = generation.write(project_copy, second)
 
     assert second == first
     assert {status for _, status in results} == {"unchanged"}
@@ -28,7 +28,7 @@ def test_generating_twice_gives_byte_identical_files(project_copy: Project) -> N
 
 
 def test_the_committed_generated_tree_matches_the_contracts(repository: Project) -> None:
-    assert codegen.check(repository) == []
+    assert generation.check(repository) == []
 
 
 def test_every_contract_in_pyproject_has_its_module(repository: Project) -> None:
@@ -75,7 +75,7 @@ def test_check_fails_on_a_missing_or_unexpected_module(project_copy: Project) ->
     (project_copy.root / "generated/notification/models.py").unlink()
     (project_copy.root / "generated/events/stale.py").write_text("x = 1\n")
 
-    drifts = codegen.check(project_copy)
+    drifts = generation.check(project_copy)
 
     assert {(d.module.as_posix(), d.kind) for d in drifts} == {
         ("generated/notification/models.py", "missing"),

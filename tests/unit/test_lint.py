@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from harness.authoring.lint import Finding, lint_project
 from harness.cli import app
-from harness.lint import Finding, lint_project
 from harness.project import Project
 from tests.conftest import edit
 
@@ -361,12 +361,12 @@ def test_the_command_prints_a_null_schema_as_file_line_and_exits_1_without_a_tra
 def test_a_check_that_cannot_finish_on_a_malformed_document_is_a_finding(
     project_copy: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.lint import rules
+    from harness.authoring.lint import conventions
 
     def broken(*_: object) -> None:
         raise KeyError("name")
 
-    monkeypatch.setattr(rules, "check_openapi_rules", broken)
+    monkeypatch.setattr(conventions, "check_openapi_rules", broken)
 
     found = findings(project_copy)
 

@@ -23,7 +23,7 @@ def test_a_long_test_is_named_while_it_runs_and_a_short_one_is_not(tmp_path: Pat
             "pytest",
             "-q",
             "-p",
-            "harness.pytest_plugin",
+            "harness.conformance.fixtures",
             "-p",
             "no:cacheprovider",
         ],

@@ -21,8 +21,8 @@ from packaging.utils import canonicalize_name
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.cli_verify import LAYER_TITLES
-from harness.verify import LAYERS, TEST_DEPENDENCIES, layer_name
+from harness.cli.conformance import LAYER_TITLES
+from harness.conformance.verify import LAYERS, TEST_DEPENDENCIES, layer_name
 from tests.conftest import REPOSITORY
 
 runner = CliRunner()
@@ -313,8 +313,8 @@ def test_every_library_the_conformance_suite_imports_is_installed_by_the_project
     suite = [
         *(REPOSITORY / "tests" / "contract").rglob("*.py"),
         REPOSITORY / "tests" / "conftest.py",
-        REPOSITORY / "harness" / "pytest_plugin.py",
-        REPOSITORY / "harness" / "verify" / "plugin.py",
+        REPOSITORY / "harness" / "conformance" / "fixtures.py",
+        REPOSITORY / "harness" / "conformance" / "plugin.py",
     ]
     modules = {
         name.partition(".")[0]

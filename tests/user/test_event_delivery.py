@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from harness.bus.provision import Provisioner, topology_from_contracts
 from harness.project import Project
-from harness.provision import Provisioner, topology_from_contracts
 from services.kit.aws import BusLocation
 from services.kit.events import Event, encode
 from services.kit.sqs import sqs_attributes

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from harness.bus.provision import topology_from_contracts
 from harness.project import Project
-from harness.provision import topology_from_contracts
 from services.kit.topology import Topology
 
 # Set before pact is imported: the Rust core would otherwise report usage over the network,

@@ -1,0 +1,2 @@
+"""Contract authoring: loading the contracts (`contracts`), `accord lint` (`lint/`) and
+`accord generate` (`generate`)."""

@@ -1,0 +1,1 @@
+"""Maintenance of a deployment's stores: `accord keys` (`keys`) and `accord prune` (`prune`)."""
