@@ -42,7 +42,7 @@ def roles_grant(
     import asyncio
 
     from services.auth.domain import UnknownEmailError
-    from services.auth.roles import grant_role
+    from services.auth.grants import grant_role
     from services.auth.settings import SettingsError, load_settings
 
     try:

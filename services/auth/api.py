@@ -42,33 +42,22 @@ from services.auth.domain import (
     SetUserRoles,
     UserNotFoundError,
 )
-from services.kit.http import Problem, ProblemError, ProblemFor, validation_problem
+from services.kit.http import (
+    Problem,
+    ProblemError,
+    ProblemFor,
+    bearer_challenge,
+    require_bearer_token,
+    unauthenticated,
+    validation_problem,
+)
 from services.kit.tokens import AccessTokenClaims, InvalidTokenError, TokenVerifier
 
 PREFIX: Final = "/api/v1/auth"
-REALM: Final = 'Bearer realm="accord"'
 # Shorter than the publish-ahead delay of a rotated key (60 s) less the verifiers' refetch
 # interval (30 s), so that even a verifier behind an HTTP cache sees a new key before the
 # first token it signs (`services/auth/keyring.py`).
 JWKS_CACHE_CONTROL: Final = "public, max-age=25"
-
-
-def _challenge(error: str | None = None) -> dict[str, str]:
-    if error is None:
-        return {"WWW-Authenticate": REALM}
-    return {"WWW-Authenticate": f'{REALM}, error="{error}"'}
-
-
-def unauthenticated(detail: str, *, invalid_token: bool = False) -> ProblemError:
-    return ProblemError(
-        Problem.of(
-            401,
-            "unauthenticated",
-            "Unauthenticated",
-            detail,
-            headers=_challenge("invalid_token" if invalid_token else None),
-        )
-    )
 
 
 def _rate_limited(error: RateLimitedError) -> Problem:
@@ -91,16 +80,16 @@ DOMAIN_PROBLEMS: Final[Mapping[type[Exception], ProblemFor]] = {
         [{"pointer": "/body/email", "message": e.detail}]
     ),
     InvalidCredentialsError: lambda e: Problem.of(
-        401, "invalid-credentials", "Invalid credentials", e.detail, headers=_challenge()
+        401, "invalid-credentials", "Invalid credentials", e.detail, headers=bearer_challenge()
     ),
     AccountDeactivatedError: lambda e: Problem.of(
         403, "account-deactivated", "Account deactivated", e.detail
     ),
     InvalidRefreshTokenError: lambda e: Problem.of(
-        401, "invalid-refresh-token", "Invalid refresh token", e.detail, headers=_challenge()
+        401, "invalid-refresh-token", "Invalid refresh token", e.detail, headers=bearer_challenge()
     ),
     InvalidSingleUseTokenError: lambda e: Problem.of(
-        401, "invalid-token", "Invalid token", e.detail, headers=_challenge()
+        401, "invalid-token", "Invalid token", e.detail, headers=bearer_challenge()
     ),
     EmailAlreadyVerifiedError: lambda e: Problem.of(
         409, "email-already-verified", "Email already verified", e.detail
@@ -108,7 +97,11 @@ DOMAIN_PROBLEMS: Final[Mapping[type[Exception], ProblemFor]] = {
     UserNotFoundError: lambda e: Problem.of(404, "not-found", "Not found", e.detail),
     NotPermittedError: lambda e: Problem.of(403, "forbidden", "Forbidden", e.detail),
     AccountUnusableError: lambda e: Problem.of(
-        401, "unauthenticated", "Unauthenticated", e.detail, headers=_challenge("invalid_token")
+        401,
+        "unauthenticated",
+        "Unauthenticated",
+        e.detail,
+        headers=bearer_challenge("invalid_token"),
     ),
     RateLimitedError: _rate_limited,
 }
@@ -133,14 +126,9 @@ class Security:
 
     async def bearer(self, request: Request) -> AccessTokenClaims:
         """Any authenticated user (`security: [{bearerAuth: []}]`)."""
-        authorization = request.headers.get("authorization")
-        if authorization is None:
-            raise unauthenticated("An access token is required.")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise unauthenticated("Present the access token as `Bearer <token>`.")
+        token = require_bearer_token(request.headers.get("authorization"))
         try:
-            claims = await self._verifier.verify(token.strip())
+            claims = await self._verifier.verify(token)
         except InvalidTokenError as error:
             raise unauthenticated(
                 f"The access token was refused: {error.reason}.", invalid_token=True

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,40 +26,26 @@ from services.auth.ratelimit import (
 from services.auth.retention import retention_rules
 from services.auth.settings import Settings
 from services.auth.storage import SqlAuthStore, outbox, rate_limit_events
-from services.kit.aws import BusLocation
+from services.kit import composition
 from services.kit.bus import EventPublisher
-from services.kit.http import (
-    BodyLimitMiddleware,
-    TraceparentMiddleware,
-    database_unavailable_problems,
-    install_problem_handlers,
-)
-from services.kit.memory import InMemoryBroker, InMemoryEventPublisher
+from services.kit.composition import ServiceAdapters
+from services.kit.http import database_unavailable_problems
 from services.kit.outbox import OutboxRelay, RelayOptions
 from services.kit.retention import RetentionTask, prune
-from services.kit.settings import warn_of_local_defaults
-from services.kit.sns import SnsEventPublisher
 from services.kit.tokens import (
     SigningKey,
     TokenIssuer,
     TokenVerifier,
     jwks,
+    now_utc,
 )
 
 log = logging.getLogger("accord.auth")
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-async def _nothing() -> None:
-    return None
-
-
 @dataclass(frozen=True)
-class Adapters:
-    """The ports of the auth service and what implements them."""
+class Adapters(ServiceAdapters):
+    """The auth service's ports and what implements them (`close`: SNS, the hashing threads)."""
 
     store: SqlAuthStore
     publisher: EventPublisher
@@ -67,9 +53,6 @@ class Adapters:
     limiter: RateLimiter
     # `AUTH_SIGNING_KEY`, or the key ring (`services/auth/keyring.py`).
     signing_keys: SigningKeys
-    clock: Callable[[], datetime] = now_utc
-    # Closes what the adapters opened (the SNS client, the hashing threads), at shutdown.
-    close: Callable[[], Awaitable[None]] = field(default=_nothing)
 
     @property
     def signing_key(self) -> SigningKey:
@@ -80,13 +63,8 @@ class Adapters:
 def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_utc) -> Adapters:
     """The real adapters: the configured database, SNS (or the in-memory bus), Argon2id."""
     keys = signing_keys(settings, clock=clock)
-    publisher, close_publisher = event_publisher(settings)
+    publisher, close_publisher = composition.event_publisher(settings.event_topic)
     passwords = Argon2PasswordHasher.from_settings(settings)
-
-    async def close() -> None:
-        passwords.close()
-        await close_publisher()
-
     store = SqlAuthStore(settings.database_url, clock=clock)
     return Adapters(
         store=store,
@@ -101,24 +79,8 @@ def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_ut
         ),
         signing_keys=keys,
         clock=clock,
-        close=close,
+        close=composition.closing(passwords.close, close_publisher),
     )
-
-
-def event_publisher(settings: Settings) -> tuple[EventPublisher, Callable[[], Awaitable[None]]]:
-    """SNS where the runtime mode has it (an endpoint, or AWS); otherwise an in-memory topic
-    (events then reach no other process, exactly as an SNS topic without subscribers)."""
-    location = BusLocation.detect()
-    if location.mode == "memory":
-        broker = InMemoryBroker()
-        broker.create_topic(settings.event_topic)
-        return InMemoryEventPublisher(broker, settings.event_topic), _nothing
-    client = location.sns()
-
-    async def close() -> None:
-        client.close()
-
-    return SnsEventPublisher(client, settings.event_topic), close
 
 
 class BackgroundTasks:
@@ -163,7 +125,7 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         clock=parts.clock,
         name="auth-outbox-relay",
     )
-    store.after_commit = relay.notify
+    store.relay_signal.connect(relay.notify)
     rules = retention_rules(settings)
     retention = RetentionTask(
         lambda: prune(store.sessions, rules, now=parts.clock()),
@@ -209,7 +171,7 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        warn_of_local_defaults(settings, "auth", settings.local_defaults, log)
+        settings.warn_of_local_defaults(log)
         if settings.migrate_on_start:
             await store.migrate()
         await relay.start()
@@ -224,20 +186,8 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
             await store.dispose()
             await parts.close()
 
-    # The contract is the API's documentation: FastAPI generates none of its own.
-    app = FastAPI(
-        title="Accord auth service",
-        lifespan=lifespan,
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
-    )
-    app.add_middleware(TraceparentMiddleware)
-    # Outermost, so that nothing reads a body before its size is checked.
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
-    install_problem_handlers(
-        app, {**api.DOMAIN_PROBLEMS, **database_unavailable_problems(api.RETRY_AFTER_SECONDS)}
-    )
+    problems = {**api.DOMAIN_PROBLEMS, **database_unavailable_problems(api.RETRY_AFTER_SECONDS)}
+    app = composition.service_app(settings, lifespan, problems)
     app.include_router(
         api.build_router(
             deps,

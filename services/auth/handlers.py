@@ -322,7 +322,9 @@ async def request_password_reset(command: RequestPasswordReset, deps: Dependenci
 
 async def _issue_password_reset(key: str, deps: Dependencies) -> None:
     async with deps.unit_of_work() as uow:
-        account = await uow.accounts.by_email(key)
+        # Locked: a deactivation that commits between this read and the event below would
+        # otherwise be followed by a reset event for a deactivated account.
+        account = await uow.accounts.by_email(key, lock=True)
         if account is None or not account.active:
             return
         now = deps.clock()

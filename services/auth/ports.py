@@ -29,7 +29,11 @@ class AccountRepository(Protocol):
 
     async def get(self, user_id: uuid.UUID) -> Account | None: ...
 
-    async def by_email(self, email: str) -> Account | None: ...
+    async def by_email(self, email: str, *, lock: bool = False) -> Account | None:
+        """The account with this email (compared by `email_key`); with `lock`, its row stays
+        locked until the transaction ends, so that what was read (the account is active) still
+        holds when the transaction writes."""
+        ...
 
     async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None: ...
 
@@ -113,7 +117,10 @@ class UnitOfWork(Protocol):
         """Add the event to the outbox, in this transaction, with the user's next sequence."""
         ...
 
-    async def commit(self) -> None: ...
+    async def commit(self) -> None:
+        """Commit the changes and the recorded events together; the events are then
+        published at once (the SQL unit of work wakes the outbox relay)."""
+        ...
 
 
 class UnitOfWorkFactory(Protocol):

@@ -15,36 +15,28 @@ from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from services.kit.database import async_url
-from services.kit.settings import PLACEHOLDER_SECRETS, load, require_strong_secret
+from services.kit.settings import ServiceSettings, is_placeholder, require_strong_secret
 from services.kit.settings import SettingsError as SettingsError
 from services.kit.tokens import SigningKey
 
 ENV_PREFIX = "AUTH_"
-LOCAL_ENVIRONMENTS = frozenset({"", "local"})
 
 Seconds = Annotated[int, Field(ge=1)]
 Count = Annotated[int, Field(ge=1)]
 Days = Annotated[int, Field(ge=1)]
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """Everything the auth service reads from its environment."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
-    )
-
-    # Shared by every Accord service, hence no prefix.
-    environment: str = Field(default="local", validation_alias="ACCORD_ENV")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     # uvicorn's line per request (`accord serve auth`).
     access_log: bool = True
 
     database_url: str = "sqlite:///.accord/auth.db"
-    migrate_on_start: bool = True
 
     # Tokens. `signing_key` is an unencrypted PKCS#8 PEM Ed25519 private key that signs for
     # ever. Without one, the keys are a key ring in `signing_key_dir` (default: `auth-keys`
@@ -123,10 +115,6 @@ class Settings(BaseSettings):
     max_request_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
 
     @property
-    def local(self) -> bool:
-        return self.environment.strip().lower() in LOCAL_ENVIRONMENTS
-
-    @property
     def key_ring_directory(self) -> Path:
         return self.signing_key_dir or self.signing_key_path.parent / "auth-keys"
 
@@ -134,22 +122,13 @@ class Settings(BaseSettings):
     def local_defaults(self) -> list[str]:
         """The local-mode defaults in use, for the start-up warning when `ACCORD_ENV` is unset."""
         defaults = []
-        if self.service_api_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+        if is_placeholder(self.service_api_key):
             defaults.append(f"a placeholder service key ({ENV_PREFIX}SERVICE_API_KEY)")
         if self.signing_key is None:
             defaults.append(
                 f"a signing key generated into {self.key_ring_directory} ({ENV_PREFIX}SIGNING_KEY)"
             )
         return defaults
-
-    @field_validator("database_url")
-    @classmethod
-    def _supported_database(cls, value: str) -> str:
-        try:
-            async_url(value)
-        except Exception as error:
-            raise ValueError(f"not a usable database URL: {error}") from None
-        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -168,11 +147,7 @@ class Settings(BaseSettings):
             SigningKey.from_pem(value.get_secret_value())  # its ValueError never quotes the key
         return value
 
-    @model_validator(mode="after")
-    def _production_ready(self) -> Self:
-        if self.local:
-            return self
-        where = f"ACCORD_ENV={self.environment}"
+    def check_production(self, where: str) -> None:
         require_strong_secret(
             f"{ENV_PREFIX}SERVICE_API_KEY", self.service_api_key.get_secret_value(), where
         )
@@ -182,7 +157,6 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}SIGNING_KEY_DIR to a key ring made with `accord keys rotate`; "
                 f"keys are generated only in local mode ({where})"
             )
-        return self
 
     @model_validator(mode="after")
     def _one_source_of_keys(self) -> Self:
@@ -209,7 +183,7 @@ def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
 
 def load_settings() -> Settings:
     """Settings from the environment; `SettingsError` naming every variable that is wrong."""
-    return load(Settings, "auth", ENV_PREFIX)
+    return Settings.from_environment()
 
 
 def cpu_count() -> int:

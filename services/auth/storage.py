@@ -28,11 +28,10 @@ from sqlalchemy import (
     Uuid,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.types import JSON
 
 from services.auth import event_payloads
@@ -47,9 +46,9 @@ from services.auth.domain import (
     TokenPurpose,
     email_key,
 )
-from services.kit import migrations
-from services.kit.database import UtcDateTime, create_engine, service_metadata, sessionmaker
-from services.kit.outbox import OutboxEventPublisher, outbox_table
+from services.kit.database import UtcDateTime, service_metadata
+from services.kit.outbox import OutboxEventPublisher, RelaySignal, outbox_table
+from services.kit.store import SqlStore
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -155,8 +154,10 @@ class SqlAccountRepository:
         row = (await self.session.execute(select(accounts).where(accounts.c.id == user_id))).first()
         return None if row is None else _account(row)
 
-    async def by_email(self, email: str) -> Account | None:
+    async def by_email(self, email: str, *, lock: bool = False) -> Account | None:
         statement = select(accounts).where(accounts.c.email_key == email_key(email))
+        if lock:  # SELECT ... FOR UPDATE on PostgreSQL; SQLite has one writer anyway
+            statement = statement.with_for_update()
         row = (await self.session.execute(statement)).first()
         return None if row is None else _account(row)
 
@@ -339,18 +340,20 @@ class SqlUnitOfWork:
         sessions: async_sessionmaker[AsyncSession],
         *,
         clock: Callable[[], datetime],
-        after_commit: Callable[[], None],
+        relay_signal: RelaySignal,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
-        self._after_commit = after_commit
+        self._relay_signal = relay_signal
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
         self.accounts = SqlAccountRepository(self.session)
         self.refresh_tokens = SqlRefreshTokenRepository(self.session)
         self.single_use_tokens = SqlSingleUseTokenRepository(self.session)
-        self._outbox = OutboxEventPublisher(self.session, outbox, clock=self._clock)
+        self._outbox = OutboxEventPublisher(
+            self.session, outbox, clock=self._clock, signal=self._relay_signal
+        )
         return self
 
     async def __aexit__(
@@ -372,34 +375,17 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
-        if self._outbox.written:
-            self._outbox.written = 0
-            self._after_commit()  # the relay publishes now, not at its next poll
+        self._outbox.committed()  # the relay publishes now, not at its next poll
 
 
-class SqlAuthStore:
+class SqlAuthStore(SqlStore):
     """The auth database: its engine, its sessions, its migrations, its health."""
 
     def __init__(self, database_url: str, *, clock: Callable[[], datetime]) -> None:
-        self.database_url = database_url
+        super().__init__(database_url, MIGRATIONS)
         self.clock = clock
-        self.engine: AsyncEngine = create_engine(database_url)
-        self.sessions = sessionmaker(self.engine)
-        self.after_commit: Callable[[], None] = lambda: None
+        # Woken after every commit that recorded events; the app connects its relay.
+        self.relay_signal = RelaySignal()
 
     def unit_of_work(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.sessions, clock=self.clock, after_commit=self.after_commit)
-
-    async def migrate(self) -> None:
-        await migrations.upgrade(self.database_url, MIGRATIONS)
-
-    async def ping(self) -> bool:
-        try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return True
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
+        return SqlUnitOfWork(self.sessions, clock=self.clock, relay_signal=self.relay_signal)

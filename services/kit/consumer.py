@@ -5,6 +5,10 @@ after its handler returned (so only after the handler's effect committed), and o
 hides it for an exponentially growing delay so that the queue redelivers it later. A message
 that fails on its last allowed receive, and any message that is not a valid event, goes to
 the dead-letter queue with the reason; neither ever blocks the queue.
+
+A service routes events with one table (`Routes`) from the catalog's event type
+(`event_type`) to a `RoutedHandler`, and subscribes it whole (`subscribe_routes`), so what a
+service receives, and how each event is made idempotent, reads in one place.
 """
 
 from __future__ import annotations
@@ -12,14 +16,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol, TypeAlias
 
-from services.kit.bus import Delivery, Handler, MessageQueue, ReceivedMessage
-from services.kit.events import InvalidEventError, decode
+from pydantic import BaseModel
+
+from generated.events.catalog import MESSAGES
+from services.kit.bus import Delivery, EventConsumer, Handler, MessageQueue, ReceivedMessage
+from services.kit.events import Event, InvalidEventError, decode
 
 log = logging.getLogger("accord.consumer")
 
 MAX_BATCH = 10  # the most SQS returns from one receive
+
+
+def event_type(payload: type[BaseModel]) -> str:
+    """The catalog's event type of the message whose payload model is `payload`: routing
+    tables name events this way, so the contract's strings are written only by the generator,
+    and a table naming a model that is no message fails when its module is imported
+    (`LookupError`)."""
+    for spec in MESSAGES.values():
+        if spec.payload is payload:
+            return spec.event_type
+    raise LookupError(f"{payload.__name__} is not the payload of any message in the catalog")
+
+
+class RoutedHandler(Protocol):
+    """One entry of a routing table: what the consumer calls for a delivery, and `apply` for
+    direct use (true if the event had its effect now, false if it had been applied before)."""
+
+    async def __call__(self, event: Event, delivery: Delivery) -> None: ...
+
+    async def apply(self, event: Event) -> bool: ...
+
+
+Routes: TypeAlias = Mapping[str, RoutedHandler]
+"""A service's routing table: event type → the handler of that event type."""
+
+
+def subscribe_routes(consumer: EventConsumer, routes: Routes) -> None:
+    """Subscribe every entry of `routes` to `consumer`."""
+    for kind, handler in routes.items():
+        consumer.subscribe(kind, handler)
 
 
 @dataclass(frozen=True)

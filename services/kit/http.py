@@ -9,6 +9,10 @@ unknown paths and methods are 404 and 405; a lost or refused database connection
 `dependency-unavailable` with `Retry-After` (`database_unavailable_problems`); a request body
 over the service's limit is 413 `payload-too-large`, refused before it is read
 (`BodyLimitMiddleware`); a bug is a bare 500 without a stack trace.
+
+A request without a usable access token is 401 `unauthenticated` with the `bearerAuth`
+challenge `WWW-Authenticate: Bearer realm="accord"` (`unauthenticated`); `bearer_token` reads
+the token from the `Authorization` header the same way in every service.
 """
 
 from __future__ import annotations
@@ -87,6 +91,57 @@ class ProblemError(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.detail or problem.title)
         self.problem = problem
+
+
+# The challenge of the contracts' `bearerAuth` scheme (RFC 6750).
+REALM: Final = 'Bearer realm="accord"'
+
+
+def bearer_challenge(error: str | None = None) -> dict[str, str]:
+    """The `WWW-Authenticate` header of a 401, naming the RFC 6750 `error` when there is one."""
+    if error is None:
+        return {"WWW-Authenticate": REALM}
+    return {"WWW-Authenticate": f'{REALM}, error="{error}"'}
+
+
+def unauthenticated(detail: str, *, invalid_token: bool = False) -> ProblemError:
+    """401 `unauthenticated`: no usable access token (`invalid_token`: one was presented and
+    refused)."""
+    return ProblemError(
+        Problem.of(
+            401,
+            "unauthenticated",
+            "Unauthenticated",
+            detail,
+            headers=bearer_challenge("invalid_token" if invalid_token else None),
+        )
+    )
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization` header value `Bearer <token>` (the scheme in any case),
+    without surrounding white space; None for another scheme or no token."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require_bearer_token(
+    authorization: str | None,
+    *,
+    missing: str = "An access token is required.",
+    malformed: str = "Present the access token as `Bearer <token>`.",
+) -> str:
+    """The bearer token of an `Authorization` header value (None: no header), or 401
+    `unauthenticated` with the detail `missing` (no header) or `malformed` (no bearer token
+    in it)."""
+    if authorization is None:
+        raise unauthenticated(missing)
+    token = bearer_token(authorization)
+    if token is None:
+        raise unauthenticated(malformed)
+    return token
 
 
 def validation_problem(errors: Iterable[Mapping[str, str]]) -> Problem:

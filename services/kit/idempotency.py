@@ -1,11 +1,16 @@
 """Idempotent consumers: a handler's effect and the record `(consumer, eventId)` commit in one
 database transaction, so a redelivered event is acknowledged with no second effect, and a
-crash between the two leaves neither."""
+crash between the two leaves neither.
+
+Every entry of a service's routing table (`services.kit.consumer.Routes`) is one of two
+wrappers: `IdempotentHandler`, which owns that transaction (`idempotent_routes`), or
+`SelfRecordingHandler`, for an effect that cannot run inside one transaction (sending an
+email) and so writes the record itself in its own final transaction."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid, insert, select
@@ -13,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit.bus import Delivery
+from services.kit.consumer import RoutedHandler
 from services.kit.events import Event
 
 log = logging.getLogger("accord.consumer")
@@ -83,3 +89,42 @@ class IdempotentHandler:
             )
         )
         return row.first() is not None
+
+
+def idempotent_routes(
+    consumer: str,
+    sessions: async_sessionmaker[AsyncSession],
+    table: Table,
+    effects: Mapping[str, Effect],
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, RoutedHandler]:
+    """A routing table whose every entry applies its effect through an `IdempotentHandler` of
+    `consumer`: event type → effect in, event type → wrapped handler out."""
+    return {
+        kind: IdempotentHandler(consumer, sessions, table, effect, clock)
+        for kind, effect in effects.items()
+    }
+
+
+SelfRecordingEffect = Callable[[Event], Awaitable[bool]]
+
+
+class SelfRecordingHandler:
+    """A consumer handler whose effect writes its own `(consumer, eventId)` record and says
+    whether the event was new (true) or a duplicate it absorbed (false)."""
+
+    def __init__(self, effect: SelfRecordingEffect) -> None:
+        self.effect = effect
+
+    async def __call__(self, event: Event, delivery: Delivery) -> None:
+        await self.apply(event)
+
+    async def apply(self, event: Event) -> bool:
+        return await self.effect(event)
+
+
+def self_recording_routes(
+    effects: Mapping[str, SelfRecordingEffect],
+) -> dict[str, RoutedHandler]:
+    """A routing table whose every entry is a `SelfRecordingHandler`."""
+    return {kind: SelfRecordingHandler(effect) for kind, effect in effects.items()}

@@ -20,7 +20,9 @@ Guarantees:
   rows still waiting for the bus. Published rows are deleted after a retention period
   (`services.kit.retention.published_outbox`).
 
-Publishing starts right after a commit (`notify()`); a slow poll is the safety net for
+Publishing starts right after a commit: the unit of work tells its publisher the transaction
+committed (`OutboxEventPublisher.committed`), which, if it wrote rows, wakes the store's
+`RelaySignal`, to which the relay listens (`notify()`). A slow poll is the safety net for
 commits made by other processes and for rows waiting out their backoff.
 """
 
@@ -108,16 +110,50 @@ def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
     return table
 
 
+class RelaySignal:
+    """Says that outbox rows have just committed: a store's units of work wake it after a
+    commit that wrote events, and the relay listens to it, so that it publishes at once
+    rather than at its next poll. One listener (the service's relay); with none, `wake` does
+    nothing and the poll publishes."""
+
+    def __init__(self) -> None:
+        self._listener: Callable[[], None] | None = None
+
+    def connect(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (the relay's `notify`) on every `wake`."""
+        self._listener = listener
+
+    def wake(self) -> None:
+        """Rows have committed: the listener publishes them now."""
+        if self._listener is not None:
+            self._listener()
+
+
 class OutboxEventPublisher:
-    """`EventPublisher` that writes events into the outbox within the caller's transaction."""
+    """`EventPublisher` that writes events into the outbox within the caller's transaction.
+    The caller says when that transaction has committed (`committed`), and the publisher then
+    wakes `signal` if it wrote any row: only the publisher knows whether it did."""
 
     def __init__(
-        self, session: AsyncSession, table: Table, *, clock: Callable[[], datetime] = now_utc
+        self,
+        session: AsyncSession,
+        table: Table,
+        *,
+        clock: Callable[[], datetime] = now_utc,
+        signal: RelaySignal | None = None,
     ) -> None:
         self.session = session
         self.table = table
         self.clock = clock
-        self.written = 0
+        self.signal = signal
+        self._pending = False
+
+    def committed(self) -> None:
+        """The caller's transaction has committed: wake the relay if it holds rows of ours."""
+        if self._pending:
+            self._pending = False
+            if self.signal is not None:
+                self.signal.wake()
 
     async def publish(self, event: Event) -> None:
         # Encoding now validates the event and captures the request's traceparent, which the
@@ -141,7 +177,7 @@ class OutboxEventPublisher:
                 attempts=0,
             )
         )
-        self.written += 1
+        self._pending = True
 
 
 def _event_id(message: Message) -> uuid.UUID:

@@ -3,6 +3,11 @@ stops the service at start-up with a message naming each environment variable to
 checks every service makes outside local mode (secrets strong enough, `https://` for what it
 fetches from other services); and the warning that local defaults are in use.
 
+`ServiceSettings` is the base of each service's `Settings`: it holds what every service reads
+the same way (`ACCORD_ENV`, the database URL, migrating on start) and the order of the checks
+(each setting's own, then `check`, then `check_production` outside local mode), so that a
+service's settings say only what is its own.
+
 A secret is strong enough when it has at least `MIN_SECRET_LENGTH` (16) characters and an
 estimated entropy of at least `MIN_SECRET_BITS` (64 bits). The estimate is
 `counted * log2(alphabet)`:
@@ -26,16 +31,20 @@ import logging
 import math
 import string
 from collections.abc import Iterable
-from typing import Final, TypeVar
+from typing import Final, Self, TypeVar
 
 import httpx
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.kit.database import async_url
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 # Shared by every service, hence read without a prefix.
 ENVIRONMENT_VARIABLE = "ACCORD_ENV"
+# The values of `ACCORD_ENV` that mean local mode (compared stripped and in lower case).
+LOCAL_ENVIRONMENTS: Final = frozenset({"", "local"})
 
 
 MIN_SECRET_LENGTH: Final = 16
@@ -185,3 +194,84 @@ def warn_of_local_defaults(
         ENVIRONMENT_VARIABLE,
         ENVIRONMENT_VARIABLE,
     )
+
+
+def is_placeholder(secret: SecretStr | str) -> bool:
+    """Whether `secret` is one of the placeholders local mode runs with (`changethis`, …)."""
+    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    return value.strip().lower() in PLACEHOLDER_SECRETS
+
+
+def not_blank(value: str) -> str:
+    """`value`, or `ValueError` when it is empty or only white space."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+class ServiceSettings(BaseSettings):
+    """What every service's settings have: `ACCORD_ENV` and local mode, the database and its
+    migrations, and the checks made in order: each field's, then `check`, then
+    `check_production` outside local mode. A subclass sets its `env_prefix` in `model_config`
+    (the service's name is the prefix in lower case, `AUTH_` for `auth`) and declares the
+    default of `database_url`."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    # Shared by every Accord service, hence no prefix.
+    environment: str = Field(default="local", validation_alias=ENVIRONMENT_VARIABLE)
+
+    database_url: str
+    migrate_on_start: bool = True
+
+    @property
+    def local(self) -> bool:
+        return self.environment.strip().lower() in LOCAL_ENVIRONMENTS
+
+    @property
+    def local_defaults(self) -> list[str]:
+        """The local-mode defaults in use, for the start-up warning when `ACCORD_ENV` is unset."""
+        return []
+
+    @classmethod
+    def prefix(cls) -> str:
+        """The prefix of the service's environment variables (`AUTH_`)."""
+        return str(cls.model_config.get("env_prefix", ""))
+
+    @classmethod
+    def service(cls) -> str:
+        """The service's name in messages ("the auth service cannot start")."""
+        return cls.prefix().rstrip("_").lower()
+
+    @classmethod
+    def from_environment(cls) -> Self:
+        """The settings from the environment; `SettingsError` naming every variable that is
+        wrong."""
+        return load(cls, cls.service(), cls.prefix())
+
+    def warn_of_local_defaults(self, log: logging.Logger) -> None:
+        """The start-up warning that local defaults are in use (`warn_of_local_defaults`)."""
+        warn_of_local_defaults(self, self.service(), self.local_defaults, log)
+
+    def check(self) -> None:
+        """Checks across fields made in every mode; `ValueError` naming the variables."""
+
+    def check_production(self, where: str) -> None:
+        """Checks made outside local mode; `ValueError` naming the variable and `where`
+        (`ACCORD_ENV=production`)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        try:
+            async_url(value)
+        except Exception as error:
+            raise ValueError(f"not a usable database URL: {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _production_ready(self) -> Self:
+        self.check()
+        if not self.local:
+            self.check_production(f"{ENVIRONMENT_VARIABLE}={self.environment}")
+        return self

@@ -1,6 +1,7 @@
 """Starting a service: one uvicorn server, and a failure to start told in one line.
 
-`serve` is what each service's `main.py` runs (`accord serve <service>`): it binds the port
+`serve` is what each service's `main.py` runs (`accord serve <service>`, through the `serve`
+that `entry_point` makes for it): it binds the port
 first, runs the application's lifespan (migrations, consumers, the outbox relay) before the
 server accepts a connection, then serves until SIGINT or SIGTERM. Whatever stops a service
 from starting becomes a `StartupError` whose message names the setting to fix and, for a
@@ -27,12 +28,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Literal
+from typing import Final, Literal, Protocol, TypeVar
 
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.kit.settings import ServiceSettings
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 log = logging.getLogger("accord.startup")
 
@@ -66,6 +72,11 @@ class DatabaseSetting:
 
     name: str
     url: str
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> DatabaseSetting:
+        """The database of a service's settings, named by its variable (`USER_DATABASE_URL`)."""
+        return cls(f"{settings.prefix()}DATABASE_URL", settings.database_url)
 
     @property
     def is_sqlite(self) -> bool:
@@ -428,3 +439,53 @@ def main(serve: Callable[[], None]) -> None:
     except (StartupError, ValueError) as error:  # a SettingsError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+class Serve(Protocol):
+    """A service's `serve` (`services.<service>.main.serve`), as `accord serve` calls it."""
+
+    def __call__(
+        self,
+        port: int = ...,
+        host: str = ...,
+        *,
+        around: Callable[[FastAPI], ASGIApp] | None = None,
+        ready: Callable[[str], None] | None = None,
+    ) -> None: ...
+
+
+def entry_point(
+    load_settings: Callable[[], SettingsT],
+    create_app: Callable[[SettingsT], FastAPI],
+    *,
+    default_port: int,
+    access_log: Callable[[SettingsT], bool] = lambda _: True,
+) -> Serve:
+    """The `serve` of a service's `main.py`: its settings are read and its app made before a
+    port is bound, so that a wrong setting stops it first. `access_log` says from the settings
+    whether to log a line per request (`RequestLog`)."""
+
+    def serve_service(
+        port: int = default_port,
+        host: str = "127.0.0.1",
+        *,
+        around: Callable[[FastAPI], ASGIApp] | None = None,
+        ready: Callable[[str], None] | None = None,
+    ) -> None:
+        """Serve the service until interrupted. A wrong setting (`SettingsError`), or a
+        database, queue, key ring or port it cannot use (`StartupError`), stops it before it
+        starts, naming the setting to fix. `around` adds to the app (the harness's /docs
+        pages); `ready` is told the URL once it accepts connections."""
+        settings = load_settings()
+        app = create_app(settings)
+        serve(
+            app if around is None else around(app),
+            service=settings.service(),
+            host=host,
+            port=port,
+            database=DatabaseSetting.of(settings),
+            access_log=access_log(settings),
+            ready=ready,
+        )
+
+    return serve_service

@@ -1,6 +1,6 @@
 """The HTTP face of `contracts/openapi/notification-service.yaml`: `listNotifications` (admin)
 and the health probes. Routes are thin: query parameters → command → handler → the generated
-response model.
+response model. `build_router` binds them to the handlers' dependencies and the adapters.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,7 +15,13 @@ from fastapi.responses import JSONResponse
 
 from generated.notification import models as api
 from services.kit import cursors
-from services.kit.http import Problem, ProblemError, dependency_unavailable
+from services.kit.http import (
+    Problem,
+    ProblemError,
+    dependency_unavailable,
+    require_bearer_token,
+    unauthenticated,
+)
 from services.kit.tokens import (
     AccessTokenClaims,
     InvalidTokenError,
@@ -38,87 +43,54 @@ RETRY_AFTER_SECONDS = 5
 READY_CHECK_SECONDS = 3.0
 
 
-@dataclass(frozen=True)
-class Services:
-    """What the routes use, set on `app.state.services` by the app's lifespan."""
-
-    deps: handlers.Dependencies
-    tokens: TokenVerifier
-    roles: RoleDirectory | None  # None: the token's `roles` claim is trusted (local mode)
-    database_ping: Callable[[], Awaitable[bool]]
-    sender: EmailSender
-
-
-def _services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
-
-
 # --- authentication and authorization --------------------------------------------------
-
-
-def _unauthenticated(detail: str, error: str | None) -> ProblemError:
-    challenge = 'Bearer realm="accord"'
-    if error is not None:
-        challenge += f', error="{error}"'
-    return ProblemError(
-        Problem.of(
-            401,
-            "unauthenticated",
-            "Unauthenticated",
-            detail,
-            headers={"WWW-Authenticate": challenge},
-        )
-    )
 
 
 def _unavailable(detail: str) -> ProblemError:
     return ProblemError(dependency_unavailable(detail, RETRY_AFTER_SECONDS))
 
 
-def _bearer_token(header: str | None) -> str | None:
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+class Security:
+    """The contract's `bearerAuth: [admin]`: a verified access token whose `roles` claim holds
+    `admin` and, when `roles` is given, whose subject the auth service confirms holds it now
+    (None: the claim is trusted, in local mode without a service credential)."""
 
+    def __init__(self, tokens: TokenVerifier, roles: RoleDirectory | None) -> None:
+        self._tokens = tokens
+        self._roles = roles
 
-async def require_admin(request: Request) -> AccessTokenClaims:
-    """The verified claims of an admin's access token; 401, 403 or 503 otherwise."""
-    found = _services(request)
-    token = _bearer_token(request.headers.get("authorization"))
-    if token is None:
-        raise _unauthenticated("A bearer access token is required.", None)
-    try:
-        claims = await found.tokens.verify(token)
-    except InvalidTokenError as error:
-        raise _unauthenticated(
-            f"The access token is refused: {error.reason}.", "invalid_token"
-        ) from None
-    except KeySourceUnavailableError:
-        raise _unavailable(
-            "The auth service's keys cannot be fetched to verify the access token."
-        ) from None
-    forbidden = ProblemError(
-        Problem.of(403, "forbidden", "Forbidden", "This operation requires the admin role.")
-    )
-    if ADMIN not in claims.roles:
-        raise forbidden
-    if found.roles is not None:
+    async def admin(self, request: Request) -> AccessTokenClaims:
+        """The verified claims of an admin's access token; 401, 403 or 503 otherwise."""
+        header = request.headers.get("authorization")
+        required = "A bearer access token is required."
+        token = require_bearer_token(
+            header and header.strip(), missing=required, malformed=required
+        )
         try:
-            roles = await found.roles.roles(claims.subject)
-        except RolesUnavailableError:
-            raise _unavailable(
-                "The auth service cannot be reached to confirm the admin role."
+            claims = await self._tokens.verify(token)
+        except InvalidTokenError as error:
+            raise unauthenticated(
+                f"The access token is refused: {error.reason}.", invalid_token=True
             ) from None
-        if ADMIN not in roles:
+        except KeySourceUnavailableError:
+            raise _unavailable(
+                "The auth service's keys cannot be fetched to verify the access token."
+            ) from None
+        forbidden = ProblemError(
+            Problem.of(403, "forbidden", "Forbidden", "This operation requires the admin role.")
+        )
+        if ADMIN not in claims.roles:
             raise forbidden
-    return claims
-
-
-Admin = Annotated[AccessTokenClaims, Depends(require_admin)]
+        if self._roles is not None:
+            try:
+                roles = await self._roles.roles(claims.subject)
+            except RolesUnavailableError:
+                raise _unavailable(
+                    "The auth service cannot be reached to confirm the admin role."
+                ) from None
+            if ADMIN not in roles:
+                raise forbidden
+        return claims
 
 
 # --- cursors ------------------------------------------------------------------------------
@@ -136,8 +108,6 @@ def decode_cursor(cursor: str) -> Position:
 
 
 # --- routes -------------------------------------------------------------------------------
-
-router = APIRouter()
 
 
 def _item(entry: Notification) -> api.Notification:
@@ -158,47 +128,55 @@ def _item(entry: Notification) -> api.Notification:
     )
 
 
-@router.get("/api/v1/notifications")
-async def list_notifications(
-    request: Request,
-    _: Admin,
-    user_id: Annotated[uuid.UUID | None, Query(alias="userId")] = None,
-    type_: Annotated[api.NotificationType | None, Query(alias="type")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(pattern=cursors.CURSOR_PATTERN)] = None,
-) -> JSONResponse:
-    kind = None if type_ is None else NotificationType(type_.value)
-    after = None if cursor is None else decode_cursor(cursor)
-    query = ListNotifications(limit=limit, user_id=user_id, kind=kind, after=after)
-    page = await handlers.list_notifications(query, _services(request).deps)
-    body = api.NotificationPage(
-        items=[_item(entry) for entry in page.items],
-        nextCursor=None if page.next is None else encode_cursor(page.next),
-    )
-    return JSONResponse(body.model_dump(mode="json"))
+def build_router(
+    deps: handlers.Dependencies,
+    security: Security,
+    database_ping: Callable[[], Awaitable[bool]],
+    sender: EmailSender,
+) -> APIRouter:
+    """The routes of the contract, bound to the handlers' dependencies and the adapters."""
+    router = APIRouter()
+    admin = Depends(security.admin)
 
+    @router.get("/api/v1/notifications")
+    async def list_notifications(
+        _: AccessTokenClaims = admin,
+        user_id: Annotated[uuid.UUID | None, Query(alias="userId")] = None,
+        type_: Annotated[api.NotificationType | None, Query(alias="type")] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(pattern=cursors.CURSOR_PATTERN)] = None,
+    ) -> JSONResponse:
+        kind = None if type_ is None else NotificationType(type_.value)
+        after = None if cursor is None else decode_cursor(cursor)
+        query = ListNotifications(limit=limit, user_id=user_id, kind=kind, after=after)
+        page = await handlers.list_notifications(query, deps)
+        body = api.NotificationPage(
+            items=[_item(entry) for entry in page.items],
+            nextCursor=None if page.next is None else encode_cursor(page.next),
+        )
+        return JSONResponse(body.model_dump(mode="json"))
 
-@router.get("/health/live")
-async def live() -> JSONResponse:
-    return JSONResponse(api.HealthStatus(status="ok").model_dump(mode="json"))
+    @router.get("/health/live")
+    async def live() -> JSONResponse:
+        return JSONResponse(api.HealthStatus(status="ok").model_dump(mode="json"))
 
+    @router.get("/health/ready")
+    async def ready() -> JSONResponse:
+        results = await asyncio.gather(
+            asyncio.wait_for(database_ping(), READY_CHECK_SECONDS),
+            asyncio.wait_for(sender.ping(), READY_CHECK_SECONDS),
+            return_exceptions=True,
+        )
+        database, smtp = (result is True for result in results)
+        checks = {
+            "database": api.ReadinessStatus.ok if database else api.ReadinessStatus.unavailable,
+            "smtp": api.ReadinessStatus.ok if smtp else api.ReadinessStatus.unavailable,
+        }
+        healthy = all(status is api.ReadinessStatus.ok for status in checks.values())
+        body = api.Readiness(
+            status=api.ReadinessStatus.ok if healthy else api.ReadinessStatus.unavailable,
+            checks=checks,
+        )
+        return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
 
-@router.get("/health/ready")
-async def ready(request: Request) -> JSONResponse:
-    found = _services(request)
-    results = await asyncio.gather(
-        asyncio.wait_for(found.database_ping(), READY_CHECK_SECONDS),
-        asyncio.wait_for(found.sender.ping(), READY_CHECK_SECONDS),
-        return_exceptions=True,
-    )
-    database, smtp = (result is True for result in results)
-    checks = {
-        "database": api.ReadinessStatus.ok if database else api.ReadinessStatus.unavailable,
-        "smtp": api.ReadinessStatus.ok if smtp else api.ReadinessStatus.unavailable,
-    }
-    healthy = all(status is api.ReadinessStatus.ok for status in checks.values())
-    body = api.Readiness(
-        status=api.ReadinessStatus.ok if healthy else api.ReadinessStatus.unavailable,
-        checks=checks,
-    )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
+    return router

@@ -9,26 +9,35 @@ the dead-letter queue with the reason: no event is dropped.
 
 from __future__ import annotations
 
+from typing import Final
+
 from generated.events import models as events
-from services.kit.bus import Delivery, EventConsumer
+from services.kit.bus import EventConsumer
+from services.kit.consumer import Routes, event_type, subscribe_routes
 from services.kit.events import Event
+from services.kit.idempotency import self_recording_routes
 from services.notification import handlers
-from services.notification.domain import ForgetUser, NotificationType, SendNotification
+from services.notification.domain import (
+    ForgetUser,
+    NotificationType,
+    Outcome,
+    SendNotification,
+)
 from services.notification.ports import RoleDirectory
 
-VERIFICATION_REQUESTED = "user.email.verification.requested"
-RESET_REQUESTED = "user.password.reset.requested"
-DEACTIVATED = "user.deactivated"
+VERIFICATION_REQUESTED: Final = event_type(events.EmailVerificationRequestedPayload)
+RESET_REQUESTED: Final = event_type(events.PasswordResetRequestedPayload)
+DEACTIVATED: Final = event_type(events.UserDeactivatedPayload)
 
 
-def subscribe(
-    consumer: EventConsumer, deps: handlers.Dependencies, roles: RoleDirectory | None = None
-) -> None:
-    """Attach the notification handlers to `consumer`."""
+def event_handlers(deps: handlers.Dependencies, roles: RoleDirectory | None = None) -> Routes:
+    """The routing table of the notification service: each event type it receives → its
+    handler, every one a `SelfRecordingHandler` (the handlers write the processed-event
+    record themselves, in the transaction that settles the event)."""
 
-    async def on_verification_requested(event: Event, delivery: Delivery) -> None:
+    async def on_verification_requested(event: Event) -> bool:
         assert isinstance(event, events.EmailVerificationRequestedPayload)
-        await handlers.send_notification(
+        outcome = await handlers.send_notification(
             SendNotification(
                 event_id=event.eventId,
                 event_type=event.eventType,
@@ -41,10 +50,11 @@ def subscribe(
             ),
             deps,
         )
+        return outcome is not Outcome.DUPLICATE
 
-    async def on_reset_requested(event: Event, delivery: Delivery) -> None:
+    async def on_reset_requested(event: Event) -> bool:
         assert isinstance(event, events.PasswordResetRequestedPayload)
-        await handlers.send_notification(
+        outcome = await handlers.send_notification(
             SendNotification(
                 event_id=event.eventId,
                 event_type=event.eventType,
@@ -57,10 +67,11 @@ def subscribe(
             ),
             deps,
         )
+        return outcome is not Outcome.DUPLICATE
 
-    async def on_deactivated(event: Event, delivery: Delivery) -> None:
+    async def on_deactivated(event: Event) -> bool:
         assert isinstance(event, events.UserDeactivatedPayload)
-        await handlers.forget_user(
+        outcome = await handlers.forget_user(
             ForgetUser(
                 event_id=event.eventId,
                 event_type=event.eventType,
@@ -72,7 +83,21 @@ def subscribe(
         )
         if roles is not None:  # a deactivated admin is refused now, not when the cache expires
             roles.evict(str(event.userId))
+        return outcome is not Outcome.DUPLICATE
 
-    consumer.subscribe(VERIFICATION_REQUESTED, on_verification_requested)
-    consumer.subscribe(RESET_REQUESTED, on_reset_requested)
-    consumer.subscribe(DEACTIVATED, on_deactivated)
+    # Not `IdempotentHandler`: an email cannot be sent inside the transaction of its record.
+    return self_recording_routes(
+        {
+            VERIFICATION_REQUESTED: on_verification_requested,
+            RESET_REQUESTED: on_reset_requested,
+            # Sequence-checked against the email events: a deactivation wins over older ones.
+            DEACTIVATED: on_deactivated,
+        }
+    )
+
+
+def subscribe(
+    consumer: EventConsumer, deps: handlers.Dependencies, roles: RoleDirectory | None = None
+) -> None:
+    """Attach the notification service's routing table (`event_handlers`) to `consumer`."""
+    subscribe_routes(consumer, event_handlers(deps, roles))

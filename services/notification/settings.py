@@ -14,26 +14,26 @@ to fix.
 from __future__ import annotations
 
 from email.utils import parseaddr
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from services.kit.database import async_url
 from services.kit.retention import (
     DEFAULT_PROCESSED_EVENT_RETENTION_DAYS,
     check_processed_event_retention,
 )
+from services.kit.settings import ServiceSettings, not_blank, require_https, require_strong_secret
 from services.kit.settings import SettingsError as SettingsError
-from services.kit.settings import load, require_https, require_strong_secret
 
 ENV_PREFIX = "NOTIFICATION_"
-LOCAL_ENVIRONMENTS = frozenset({"", "local"})
 
 Seconds = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+# Not blank, and stripped of surrounding white space.
+Stripped = Annotated[str, AfterValidator(lambda value: not_blank(value).strip())]
 
 
 def _http_url(value: str) -> str:
@@ -43,21 +43,15 @@ def _http_url(value: str) -> str:
     return value
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """Everything the notification service reads from its environment."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
-    )
-
-    # Shared by every Accord service, hence no prefix.
-    environment: str = Field(default="local", validation_alias="ACCORD_ENV")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     database_url: str = "sqlite:///.accord/notification.db"
-    migrate_on_start: bool = True
 
     # The SMTP server the emails are handed to.
-    smtp_host: str = "127.0.0.1"
+    smtp_host: Stripped = "127.0.0.1"
     smtp_port: Port = 1025
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     smtp_username: str | None = None
@@ -75,7 +69,7 @@ class Settings(BaseSettings):
     # Access tokens: verified locally with the auth service's published keys.
     jwks_url: str = "http://127.0.0.1:3001/.well-known/jwks.json"
     issuer: str = "http://127.0.0.1:3001"
-    audience: str = "accord"
+    audience: Stripped = "accord"
     jwks_timeout_seconds: Seconds = 2.0
     # The longest lifetime (`exp - iat`) a token may claim: at least the auth service's
     # AUTH_ACCESS_TOKEN_TTL_SECONDS (900 by default), or its own tokens are refused.
@@ -90,7 +84,7 @@ class Settings(BaseSettings):
     # Events: the SQS queue (the `receiveUserEvents` operation of the AsyncAPI document) and
     # the consumer's tuning.
     consume: bool = True
-    queue: str = "accord-notification-service"
+    queue: Stripped = "accord-notification-service"
     consumer_max_in_flight: Count = 10
     consumer_wait_seconds: Annotated[float, Field(ge=0, le=20)] = 20.0
     retry_backoff_base_seconds: Annotated[float, Field(ge=0)] = 1.0
@@ -105,10 +99,6 @@ class Settings(BaseSettings):
 
     # Request bodies over this many bytes are refused with 413 before they are read.
     max_request_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
-
-    @property
-    def local(self) -> bool:
-        return self.environment.strip().lower() in LOCAL_ENVIRONMENTS
 
     @property
     def local_defaults(self) -> list[str]:
@@ -126,15 +116,6 @@ class Settings(BaseSettings):
         if self.smtp_tls == "none":
             defaults.append(f"SMTP without TLS ({ENV_PREFIX}SMTP_TLS)")
         return defaults
-
-    @field_validator("database_url")
-    @classmethod
-    def _supported_database(cls, value: str) -> str:
-        try:
-            async_url(value)
-        except Exception as error:
-            raise ValueError(f"not a usable database URL: {error}") from None
-        return value
 
     @field_validator("processed_event_retention_days")
     @classmethod
@@ -155,13 +136,6 @@ class Settings(BaseSettings):
     def _urls(cls, value: str) -> str:
         return _http_url(value)
 
-    @field_validator("smtp_host", "audience", "queue")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value.strip()
-
     @field_validator("from_address")
     @classmethod
     def _mailbox(cls, value: str) -> str:
@@ -173,8 +147,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
+    def check(self) -> None:
         password = self.smtp_password is not None and self.smtp_password.get_secret_value()
         if password and not self.smtp_username:
             raise ValueError(f"{ENV_PREFIX}SMTP_PASSWORD is set without {ENV_PREFIX}SMTP_USERNAME")
@@ -185,9 +158,8 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}RETRY_BACKOFF_CAP_SECONDS must not be smaller than "
                 f"{ENV_PREFIX}RETRY_BACKOFF_BASE_SECONDS"
             )
-        if self.local:
-            return self
-        where = f"ACCORD_ENV={self.environment}"
+
+    def check_production(self, where: str) -> None:
         if self.smtp_username and self.smtp_tls == "none":
             raise ValueError(
                 f"{ENV_PREFIX}SMTP_TLS=none would send the SMTP password in clear; set it to "
@@ -202,9 +174,8 @@ class Settings(BaseSettings):
         require_strong_secret(f"{ENV_PREFIX}AUTH_SERVICE_API_KEY", key.get_secret_value(), where)
         require_https(f"{ENV_PREFIX}JWKS_URL", self.jwks_url, where)
         require_https(f"{ENV_PREFIX}AUTH_SERVICE_URL", self.auth_service_url, where)
-        return self
 
 
 def load_settings() -> Settings:
     """Settings from the environment; `SettingsError` naming every variable that is wrong."""
-    return load(Settings, "notification", ENV_PREFIX)
+    return Settings.from_environment()

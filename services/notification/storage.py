@@ -28,15 +28,15 @@ from sqlalchemy import (
     and_,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.kit import migrations, retention
-from services.kit.database import UtcDateTime, create_engine, service_metadata, sessionmaker
+from services.kit import retention
+from services.kit.database import UtcDateTime, service_metadata
 from services.kit.idempotency import processed_events_table
+from services.kit.store import SqlStore
 from services.notification.domain import (
     CHANNEL_EMAIL,
     LISTED_STATUSES,
@@ -349,32 +349,16 @@ class SqlUnitOfWork:
         await self.session.commit()
 
 
-class SqlNotificationDatabase:
+class SqlNotificationDatabase(SqlStore):
     """The notification database: its engine, its sessions, its migrations, its health."""
 
     def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.engine: AsyncEngine = create_engine(database_url)
-        self.sessions = sessionmaker(self.engine)
+        super().__init__(database_url, MIGRATIONS)
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.sessions)
-
-    async def migrate(self) -> None:
-        await migrations.upgrade(self.database_url, MIGRATIONS)
 
     async def prune(self, processed_event_retention: timedelta, now: datetime) -> dict[str, int]:
         """Delete the processed-event records older than the retention; how many, per table."""
         rule = retention.processed_events(processed_events, processed_event_retention)
         return await retention.prune(self.sessions, [rule], now=now)
-
-    async def ping(self) -> bool:
-        try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return True
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()

@@ -19,6 +19,8 @@ from services.kit.http import (
     ProblemFor,
     database_unavailable_problems,
     dependency_unavailable,
+    require_bearer_token,
+    unauthenticated,
     validation_problem,
 )
 from services.kit.tokens import InvalidTokenError, KeySourceUnavailableError
@@ -44,7 +46,6 @@ from services.user.domain import (
 from services.user.ports import AccessTokenVerifier, RolesClient
 
 PREFIX: Final = "/api/v1/users"
-REALM: Final = 'Bearer realm="accord"'
 JSON: Final = "application/json"
 
 # Contract field → domain field.
@@ -63,24 +64,6 @@ ADDRESS_FIELD_NAMES: Final = {
     "postalCode": "postal_code",
     "country": "country",
 }
-
-
-def _challenge(error: str | None = None) -> dict[str, str]:
-    if error is None:
-        return {"WWW-Authenticate": REALM}
-    return {"WWW-Authenticate": f'{REALM}, error="{error}"'}
-
-
-def unauthenticated(detail: str, *, invalid_token: bool = False) -> ProblemError:
-    return ProblemError(
-        Problem.of(
-            401,
-            "unauthenticated",
-            "Unauthenticated",
-            detail,
-            headers=_challenge("invalid_token" if invalid_token else None),
-        )
-    )
 
 
 def domain_problems(
@@ -202,14 +185,9 @@ class Security:
 
     async def caller(self, request: Request) -> Caller:
         """Any authenticated user."""
-        authorization = request.headers.get("authorization")
-        if authorization is None:
-            raise unauthenticated("An access token is required.")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise unauthenticated("Present the access token as `Bearer <token>`.")
+        token = require_bearer_token(request.headers.get("authorization"))
         try:
-            claims = await self._verifier.verify(token.strip())
+            claims = await self._verifier.verify(token)
         except InvalidTokenError as error:
             raise unauthenticated(
                 f"The access token was refused: {error.reason}.", invalid_token=True

@@ -4,24 +4,21 @@ parts meet. Tests and the harness pass their own `Adapters`; `None` builds the r
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import httpx
 from fastapi import FastAPI
 
-from services.kit.aws import BusLocation
+from services.kit import composition
 from services.kit.bus import EventConsumer
+from services.kit.composition import Close, ServiceAdapters
 from services.kit.consumer import ConsumerOptions
-from services.kit.http import BodyLimitMiddleware, TraceparentMiddleware, install_problem_handlers
-from services.kit.memory import InMemoryBroker, InMemoryEventConsumer
 from services.kit.retention import RetentionTask
-from services.kit.settings import warn_of_local_defaults
-from services.kit.sqs import QueueNotFoundError, SqsEventConsumer
-from services.kit.tokens import HttpJwksFetcher, JwksKeySource, TokenVerifier
-from services.kit.topology import QueueSpec
+from services.kit.sqs import QueueNotFoundError
+from services.kit.tokens import HttpJwksFetcher, JwksKeySource, TokenVerifier, now_utc
 from services.user import api, consumers, handlers
 from services.user.ports import AccessTokenVerifier, RolesClient
 from services.user.roles import HttpRolesClient
@@ -32,25 +29,15 @@ from services.user.verification import CachingTokenVerifier
 log = logging.getLogger("accord.user")
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-async def _nothing() -> None:
-    return None
-
-
 @dataclass(frozen=True)
-class Adapters:
-    """The ports of the user service and what implements them."""
+class Adapters(ServiceAdapters):
+    """The ports of the user service and what implements them; `close` closes the HTTP client
+    and the SQS client."""
 
     store: SqlUserStore
     verifier: AccessTokenVerifier
     roles: RolesClient
     consumer: EventConsumer
-    clock: Callable[[], datetime] = now_utc
-    # Closes what the adapters opened (the HTTP client, the SQS client), at shutdown.
-    close: Callable[[], Awaitable[None]] = field(default=_nothing)
 
 
 def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_utc) -> Adapters:
@@ -63,13 +50,6 @@ def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_ut
         clock=clock,
     )
     consumer, close_bus = event_consumer(settings)
-
-    async def close() -> None:
-        try:
-            await http.aclose()
-        finally:
-            await close_bus()
-
     return Adapters(
         store=SqlUserStore(settings.database_url),
         verifier=CachingTokenVerifier(
@@ -92,31 +72,17 @@ def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_ut
         ),
         consumer=consumer,
         clock=clock,
-        close=close,
+        close=composition.closing(http.aclose, close_bus),
     )
 
 
-def event_consumer(settings: Settings) -> tuple[EventConsumer, Callable[[], Awaitable[None]]]:
+def event_consumer(settings: Settings) -> tuple[EventConsumer, Close]:
     """SQS where the runtime mode has it (an endpoint, or AWS); otherwise a queue of a private
     in-memory broker, which no other process can publish to."""
     options = ConsumerOptions(
         max_in_flight=settings.consumer_max_in_flight, wait_seconds=settings.consumer_wait_seconds
     )
-    location = BusLocation.detect()
-    if location.mode == "memory":
-        log.warning(
-            "no AWS_ENDPOINT_URL and not in production: consuming from a private in-memory "
-            "queue, so no events from the auth service will arrive"
-        )
-        broker = InMemoryBroker()
-        broker.create_queue(QueueSpec(settings.queue))
-        return InMemoryEventConsumer(broker, settings.queue, options), _nothing
-    client = location.sqs()
-
-    async def close() -> None:
-        client.close()
-
-    return SqsEventConsumer(client, settings.queue, options), close
+    return composition.event_consumer(settings.queue, options, log=log)
 
 
 def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastAPI:
@@ -136,7 +102,7 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        warn_of_local_defaults(settings, "user", settings.local_defaults, log)
+        settings.warn_of_local_defaults(log)
         try:
             if settings.migrate_on_start:
                 await store.migrate()
@@ -160,24 +126,11 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
                 await store.dispose()
                 await parts.close()
 
-    # The contract is the API's documentation: FastAPI generates none of its own.
-    app = FastAPI(
-        title="Accord user service",
-        lifespan=lifespan,
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
+    problems = api.domain_problems(
+        pending_retry_after=settings.pending_retry_after_seconds,
+        unavailable_retry_after=settings.unavailable_retry_after_seconds,
     )
-    app.add_middleware(TraceparentMiddleware)
-    # Outermost, so that nothing reads a body before its size is checked.
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
-    install_problem_handlers(
-        app,
-        api.domain_problems(
-            pending_retry_after=settings.pending_retry_after_seconds,
-            unavailable_retry_after=settings.unavailable_retry_after_seconds,
-        ),
-    )
+    app = composition.service_app(settings, lifespan, problems)
     app.include_router(api.build_router(deps, security, store.ping, parts.roles))
     app.state.adapters = parts
     app.state.retention = retention

@@ -9,39 +9,30 @@ handlers' `sequence` rules make the outcome independent of the order of delivery
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Final
 
 from generated.events import models as events
 from services.kit.bus import Delivery, EventConsumer
+from services.kit.consumer import RoutedHandler, Routes, event_type, subscribe_routes
 from services.kit.database import AsyncSession
 from services.kit.events import Event
-from services.kit.idempotency import IdempotentHandler
+from services.kit.idempotency import idempotent_routes
 from services.user import handlers
 from services.user.domain import UserCreated, UserDeactivated
 from services.user.ports import RolesClient
 from services.user.storage import SqlUserStore, processed_events
 
 CONSUMER: Final = "user-service"
-USER_CREATED: Final = "user.created"
-USER_DEACTIVATED: Final = "user.deactivated"
-
-
-class EventHandler(Protocol):
-    """An event type's handler: what the consumer calls, and `apply` for direct use."""
-
-    async def __call__(self, event: Event, delivery: Delivery) -> None: ...
-
-    async def apply(self, event: Event) -> bool:
-        """Apply the event; false if it had been applied already."""
-        ...
+USER_CREATED: Final = event_type(events.UserCreatedPayload)
+USER_DEACTIVATED: Final = event_type(events.UserDeactivatedPayload)
 
 
 class OneAtATime:
-    """An `IdempotentHandler` whose transactions run one at a time (SQLite's one writer)."""
+    """A routed handler whose transactions run one at a time (SQLite's one writer)."""
 
-    def __init__(self, handler: IdempotentHandler, lock: asyncio.Lock) -> None:
+    def __init__(self, handler: RoutedHandler, lock: asyncio.Lock) -> None:
         self._handler = handler
         self._lock = lock
 
@@ -55,10 +46,11 @@ class OneAtATime:
 
 def event_handlers(
     store: SqlUserStore, clock: Callable[[], datetime], roles: RolesClient | None = None
-) -> Mapping[str, EventHandler]:
-    """The idempotent handler of each event type the user service receives. A deactivation
-    also drops the cached roles of the user, so that a deactivated admin is refused as soon as
-    the event arrives rather than when the cache expires."""
+) -> Routes:
+    """The routing table of the user service: each event type it receives → its handler, every
+    one an `IdempotentHandler`. A deactivation also drops the cached roles of the user, so
+    that a deactivated admin is refused as soon as the event arrives rather than when the
+    cache expires."""
 
     async def on_user_created(event: Event, session: AsyncSession) -> None:
         if not isinstance(event, events.UserCreatedPayload):
@@ -74,20 +66,24 @@ def event_handlers(
         if roles is not None:
             roles.evict(event.userId)
 
-    handlers_by_type = {
-        USER_CREATED: IdempotentHandler(
-            CONSUMER, store.sessions, processed_events, on_user_created, clock
-        ),
-        USER_DEACTIVATED: IdempotentHandler(
-            CONSUMER, store.sessions, processed_events, on_user_deactivated, clock
-        ),
-    }
+    routes = idempotent_routes(
+        CONSUMER,
+        store.sessions,
+        processed_events,
+        {
+            # Sequence-checked: the newest event wins whatever the order of delivery (domain).
+            USER_CREATED: on_user_created,
+            USER_DEACTIVATED: on_user_deactivated,
+        },
+        clock,
+    )
     if not store.one_writer_at_a_time:
-        return handlers_by_type
+        return routes
+    # SQLite has one writer: the handlers' transactions queue here rather than on its lock.
     lock = asyncio.Lock()
-    return {kind: OneAtATime(handler, lock) for kind, handler in handlers_by_type.items()}
+    return {kind: OneAtATime(handler, lock) for kind, handler in routes.items()}
 
 
-def subscribe(consumer: EventConsumer, handlers_by_type: Mapping[str, EventHandler]) -> None:
-    for event_type, handler in handlers_by_type.items():
-        consumer.subscribe(event_type, handler)
+def subscribe(consumer: EventConsumer, handlers_by_type: Routes) -> None:
+    """Attach the routing table `event_handlers` made to `consumer`."""
+    subscribe_routes(consumer, handlers_by_type)

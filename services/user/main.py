@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from fastapi import FastAPI
-from starlette.types import ASGIApp
-
 from services.kit import startup
 from services.user.app import create_app
 from services.user.settings import load_settings
 
 DEFAULT_PORT = 3002
 
-
-def serve(
-    port: int = DEFAULT_PORT,
-    host: str = "127.0.0.1",
-    *,
-    around: Callable[[FastAPI], ASGIApp] | None = None,
-    ready: Callable[[str], None] | None = None,
-) -> None:
-    """Serve the user service until interrupted. A wrong setting (`SettingsError`), or a
-    database, queue or port it cannot use (`StartupError`), stops it before it starts, naming
-    the setting to fix. `around` adds to the app (the harness's /docs pages); `ready` is told
-    the URL once it accepts connections."""
-    settings = load_settings()
-    app = create_app(settings)
-    startup.serve(
-        app if around is None else around(app),
-        service="user",
-        host=host,
-        port=port,
-        database=startup.DatabaseSetting("USER_DATABASE_URL", settings.database_url),
-        ready=ready,
-    )
+serve = startup.entry_point(load_settings, create_app, default_port=DEFAULT_PORT)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ class ProfileRepository(Protocol):
 
 class ProfileLedger(Protocol):
     """The profiles as an event handler sees them, inside the transaction that records the
-    event as processed."""
+    event as processed. This is the event handlers' unit of work: the kit's
+    `IdempotentHandler` opens that transaction, writes the `(consumer, eventId)` record and
+    commits, so the handlers need no `commit` of their own."""
 
     async def lock(self, user_id: uuid.UUID, at: datetime) -> Profile | None:
         """The profile, locked until the transaction ends; None if no event made it yet."""

@@ -9,50 +9,39 @@ JWKS URL are refused at start-up, and every error names the environment variable
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated
 
 import httpx
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from services.kit.database import async_url
 from services.kit.retention import (
     DEFAULT_PROCESSED_EVENT_RETENTION_DAYS,
     check_processed_event_retention,
 )
-from services.kit.settings import PLACEHOLDER_SECRETS, load, require_https, require_strong_secret
+from services.kit.settings import (
+    ServiceSettings,
+    is_placeholder,
+    not_blank,
+    require_https,
+    require_strong_secret,
+)
 from services.kit.settings import SettingsError as SettingsError
 
 ENV_PREFIX = "USER_"
-LOCAL_ENVIRONMENTS = frozenset({"", "local"})
 JWKS_PATH = "/.well-known/jwks.json"
 
 Seconds = Annotated[float, Field(gt=0)]
 WholeSeconds = Annotated[int, Field(ge=0)]
+NotBlank = Annotated[str, AfterValidator(not_blank)]
 
 
-def _http_url(value: str) -> str:
-    try:
-        url = httpx.URL(value)
-    except Exception:
-        raise ValueError(f"not a URL: {value!r}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-    return value
-
-
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """Everything the user service reads from its environment."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
-    )
-
-    # Shared by every Accord service, hence no prefix.
-    environment: str = Field(default="local", validation_alias="ACCORD_ENV")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     database_url: str = "sqlite:///.accord/user.db"
-    migrate_on_start: bool = True
 
     # The auth service: roles (`getUserRoles`, with the service credential) and its keys.
     auth_service_url: str = "http://127.0.0.1:3001"
@@ -67,14 +56,14 @@ class Settings(BaseSettings):
     # issuer and audience they must name (the auth service's defaults).
     jwks_url: str | None = None
     jwks_refetch_seconds: Seconds = 30.0
-    issuer: str = "http://127.0.0.1:3001"
-    audience: str = "accord"
+    issuer: NotBlank = "http://127.0.0.1:3001"
+    audience: NotBlank = "accord"
     # The longest lifetime (`exp - iat`) a token may claim: at least the auth service's
     # AUTH_ACCESS_TOKEN_TTL_SECONDS (900 by default), or its own tokens are refused.
     access_token_max_lifetime_seconds: Annotated[int, Field(ge=1)] = 900
 
     # Events: the queue of the AsyncAPI operation `receiveUserEvents`.
-    queue: str = "accord-user-service"
+    queue: NotBlank = "accord-user-service"
     # Events received and in hand at once (SQS hands out at most 10 per receive). On SQLite
     # their transactions still run one at a time, as SQLite's writers do anyway.
     consumer_max_in_flight: Annotated[int, Field(ge=1, le=100)] = 10
@@ -96,14 +85,10 @@ class Settings(BaseSettings):
     max_request_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
 
     @property
-    def local(self) -> bool:
-        return self.environment.strip().lower() in LOCAL_ENVIRONMENTS
-
-    @property
     def local_defaults(self) -> list[str]:
         """The local-mode defaults in use, for the start-up warning when `ACCORD_ENV` is unset."""
         defaults = []
-        if self.auth_service_api_key.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+        if is_placeholder(self.auth_service_api_key):
             defaults.append(f"a placeholder service key ({ENV_PREFIX}AUTH_SERVICE_API_KEY)")
         if not self.auth_service_url.startswith("https://"):
             defaults.append(
@@ -116,15 +101,6 @@ class Settings(BaseSettings):
     def jwks_endpoint(self) -> str:
         return self.jwks_url or self.auth_service_url.rstrip("/") + JWKS_PATH
 
-    @field_validator("database_url")
-    @classmethod
-    def _supported_database(cls, value: str) -> str:
-        try:
-            async_url(value)
-        except Exception as error:
-            raise ValueError(f"not a usable database URL: {error}") from None
-        return value
-
     @field_validator("processed_event_retention_days")
     @classmethod
     def _outlasts_redelivery(cls, value: int) -> int:
@@ -135,18 +111,7 @@ class Settings(BaseSettings):
     def _usable_url(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value)
 
-    @field_validator("issuer", "audience", "queue")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
-
-    @model_validator(mode="after")
-    def _production_ready(self) -> Self:
-        if self.local:
-            return self
-        where = f"ACCORD_ENV={self.environment}"
+    def check_production(self, where: str) -> None:
         require_strong_secret(
             f"{ENV_PREFIX}AUTH_SERVICE_API_KEY (the auth service's AUTH_SERVICE_API_KEY)",
             self.auth_service_api_key.get_secret_value(),
@@ -155,9 +120,18 @@ class Settings(BaseSettings):
         require_https(f"{ENV_PREFIX}AUTH_SERVICE_URL", self.auth_service_url, where)
         if self.jwks_url is not None:
             require_https(f"{ENV_PREFIX}JWKS_URL", self.jwks_url, where)
-        return self
+
+
+def _http_url(value: str) -> str:
+    try:
+        url = httpx.URL(value)
+    except Exception:
+        raise ValueError(f"not a URL: {value!r}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
 
 
 def load_settings() -> Settings:
     """Settings from the environment; `SettingsError` naming every variable that is wrong."""
-    return load(Settings, "user", ENV_PREFIX)
+    return Settings.from_environment()

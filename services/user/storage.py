@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, text, tuple_, update
+from sqlalchemy import Row, delete, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.kit import migrations, retention
-from services.kit.database import create_engine, sessionmaker
+from services.kit import retention
+from services.kit.store import SqlStore
 from services.user.domain import (
     ADDRESS_FIELDS,
     PROFILE_FIELDS,
@@ -265,13 +265,11 @@ class SqlProfileLedger:
         await self.session.execute(delete(addresses).where(addresses.c.user_id == user_id))
 
 
-class SqlUserStore:
+class SqlUserStore(SqlStore):
     """The user database: its engine, sessions, repository, migrations and health."""
 
     def __init__(self, database_url: str, **engine_options: Any) -> None:
-        self.database_url = database_url
-        self.engine: AsyncEngine = create_engine(database_url, **engine_options)
-        self.sessions = sessionmaker(self.engine)
+        super().__init__(database_url, MIGRATIONS, **engine_options)
         self._reader = profile_reader(database_url)
         self.profiles = SqlProfileRepository(self.engine, self.sessions, self._reader)
         # SQLite has one writer at a time; its waiting writers sleep and poll, so handlers that
@@ -281,25 +279,14 @@ class SqlUserStore:
     def ledger(self, session: AsyncSession) -> SqlProfileLedger:
         return SqlProfileLedger(session)
 
-    async def migrate(self) -> None:
-        await migrations.upgrade(self.database_url, MIGRATIONS)
-
     async def prune(self, processed_event_retention: timedelta, now: datetime) -> dict[str, int]:
         """Delete the processed-event records older than the retention; how many, per table."""
         rule = retention.processed_events(processed_events, processed_event_retention)
         return await retention.prune(self.sessions, [rule], now=now)
-
-    async def ping(self) -> bool:
-        try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return True
 
     async def dispose(self) -> None:
         try:
             if self._reader is not None:
                 await self._reader.dispose()
         finally:
-            await self.engine.dispose()
+            await super().dispose()

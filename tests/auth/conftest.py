@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from services.auth.app import Adapters, build_adapters, create_app
-from services.auth.roles import grant_role
+from services.auth.grants import grant_role
 from services.auth.settings import Settings
 from services.kit.bus import EventPublisher
 from services.kit.events import Event, Message, decode

@@ -74,7 +74,7 @@ def _uvicorn(app: Any) -> Iterator[str]:
 @contextmanager
 def _auth(database_url: str, directory: Path) -> Iterator[Served]:
     from services.auth.app import create_app
-    from services.auth.roles import grant_role
+    from services.auth.grants import grant_role
     from services.auth.settings import Settings
 
     settings = Settings(

@@ -32,7 +32,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from services.auth.app import create_app as create_auth_app
-from services.auth.roles import grant_role
+from services.auth.grants import grant_role
 from services.auth.settings import Settings as AuthSettings
 from services.kit.events import encode
 from services.kit.memory import InMemoryBroker, InMemoryEventConsumer

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.auth.roles import grant_role
+from services.auth.grants import grant_role
 from tests.e2e.support import StartStack
 
 pytestmark = pytest.mark.emulator

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from services.auth.app import Adapters, build_adapters, create_app
 from services.auth.domain import ADMIN, USER, Account, AccountStatus, UserCreated
-from services.auth.roles import grant_role
+from services.auth.grants import grant_role
 from services.auth.settings import Settings
 from services.kit.events import Message
 from services.kit.memory import InMemoryBroker, InMemoryEventPublisher

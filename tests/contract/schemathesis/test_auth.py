@@ -21,7 +21,7 @@ import pytest
 from schemathesis.python import asgi
 
 from services.auth.app import create_app
-from services.auth.roles import grant_role
+from services.auth.grants import grant_role
 from services.auth.settings import Settings
 from tests.contract.schemathesis.support import (
     Credential,
