@@ -38,7 +38,24 @@ def test_every_contract_in_pyproject_has_its_module(repository: Project) -> None
         "generated/user/models.py",
         "generated/notification/models.py",
         "generated/events/models.py",
+        "generated/auth/events.py",
+        "generated/user/events.py",
+        "generated/notification/events.py",
     }
+
+
+def test_an_openapi_contract_also_generates_its_server_client_and_responses(
+    repository: Project,
+) -> None:
+    files = {path.as_posix() for path in generation.expected_files(repository)}
+
+    for service in ("auth", "user", "notification"):
+        assert {
+            f"generated/{service}/server.py",
+            f"generated/{service}/client.py",
+            f"generated/{service}/responses.py",
+        } <= files
+    assert "generated/security.py" in files
 
 
 def test_check_fails_naming_the_contract_and_module_after_a_contract_edit(

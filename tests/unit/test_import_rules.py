@@ -68,10 +68,30 @@ Rule = Callable[[Project], list[Violation]]
 # --- the rules ---------------------------------------------------------------------------------
 
 
+# What a generated module may import besides pydantic, the standard library and `generated`:
+# the routers (`server.py`) and what they share (`security.py`) the web framework, the typed
+# clients (`client.py`) httpx.
+GENERATED_EXTRAS = {
+    "server": frozenset({"fastapi", "starlette"}),
+    "security": frozenset({"fastapi", "starlette"}),
+    "client": frozenset({"httpx"}),
+}
+
+
 def generated_rule(project: Project) -> list[Violation]:
     def forbids(imp: Import) -> str | None:
+        if within(imp.imported, "services") or within(imp.imported, "harness"):
+            return "generated imports no service and no harness"
+        extras = GENERATED_EXTRAS.get(imp.importer.rsplit(".", 1)[-1], frozenset())
         if within(imp.imported, "generated") or imp.top in STANDARD_LIBRARY | {"pydantic"}:
             return None
+        if imp.top in extras:
+            return None
+        if extras:
+            allowed = ", ".join(sorted(extras))
+            return (
+                f"this generated module imports only {allowed}, pydantic and the standard library"
+            )
         return "generated imports only pydantic and the standard library"
 
     return forbidden(project, lambda m: within(m, "generated"), forbids)
@@ -231,6 +251,9 @@ def test_the_rules_see_every_package_of_the_repository() -> None:
 FAKE_PROJECT = {
     "generated/__init__.py": "",
     "generated/models.py": "import json\nimport httpx\nfrom pydantic import BaseModel\n",
+    "generated/user/__init__.py": "",
+    "generated/user/server.py": "import fastapi\nfrom starlette.requests import Request\n",
+    "generated/user/client.py": "import httpx\nimport fastapi\nfrom services.kit import bus\n",
     "services/__init__.py": "",
     "services/kit/__init__.py": "",
     "services/kit/bus.py": "import boto3\nfrom services.auth import domain\n",
@@ -277,10 +300,16 @@ def lines(rule: Rule, project: Project) -> list[str]:
     return [str(v) for v in rule(project)]
 
 
-def test_generated_importing_httpx_is_reported(fake: Project) -> None:
+def test_generated_models_importing_httpx_and_a_client_importing_fastapi_are_reported(
+    fake: Project,
+) -> None:
     assert lines(generated_rule, fake) == [
         "generated.models (generated/models.py:2) imports httpx: "
-        "generated imports only pydantic and the standard library"
+        "generated imports only pydantic and the standard library",
+        "generated.user.client (generated/user/client.py:2) imports fastapi: "
+        "this generated module imports only httpx, pydantic and the standard library",
+        "generated.user.client (generated/user/client.py:3) imports services.kit.bus: "
+        "generated imports no service and no harness",
     ]
 
 

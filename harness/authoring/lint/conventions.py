@@ -191,7 +191,7 @@ def check_messages(document: Document, resolver: Resolver, report: Reporter) -> 
                 "x-schema-version must be a semantic version such as 1.0.0",
             )
             continue
-        properties = _object(payload.get("properties"))
+        properties = _properties(resolver, document.path, payload)
         schema_version = _deref(resolver, document.path, properties.get("schemaVersion"))
         if not isinstance(schema_version, dict):
             report.add(
@@ -212,6 +212,22 @@ def check_messages(document: Document, resolver: Resolver, report: Reporter) -> 
                 where,
                 f"message {name!r}: the payload's eventType must be const {name!r}",
             )
+
+
+def _properties(
+    resolver: Resolver, base: Path, schema: dict[str, Any], depth: int = 0
+) -> dict[str, Any]:
+    """The properties a schema declares, its `allOf` members' included (a payload refactored
+    into `allOf` means the same): the first declaration of a name wins."""
+    found = dict(_object(schema.get("properties")))
+    if depth > 20:
+        return found
+    for member in _list(schema.get("allOf")):
+        resolved = _deref(resolver, base, member)
+        if isinstance(resolved, dict):
+            for name, value in _properties(resolver, base, resolved, depth + 1).items():
+                found.setdefault(name, value)
+    return found
 
 
 def _admits(schema: dict[str, Any], value: str) -> bool:
