@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.markup import escape
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from harness.evolution.catalog import Outcome
     from harness.evolution.diff import DiffReport
+    from harness.project import Project
 
 schemas_app = typer.Typer(
     help="Publish versioned event schemas, refusing incompatible ones.", no_args_is_help=True
@@ -126,6 +127,11 @@ def publish(
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(1) from None
     published = publication.published
+    for event_type in publication.modes_changed:
+        out.print(
+            f"recorded {escape(event_type)}'s compatibility mode "
+            f"{publication.catalog.mode(event_type)} in {escape(shown)}"
+        )
     if not published:
         out.print(
             f"nothing to publish: all {len(publication.outcomes)} event schemas are already "
@@ -153,6 +159,52 @@ def _print_report(report: DiffReport) -> None:
         out.print(f"               {escape(change.message)}", style="dim")
 
 
+def _errors() -> tuple[type[Exception], ...]:
+    """What makes a comparison impossible (as opposed to a conflict found by it)."""
+    from harness.authoring.contracts import ContractLoadError
+    from harness.evolution.catalog import CatalogError
+    from harness.evolution.diff import DiffError
+    from harness.evolution.events import EventSchemaError
+    from harness.evolution.pacts import PactError
+
+    return (DiffError, PactError, CatalogError, EventSchemaError, ContractLoadError, OSError)
+
+
+def _project(root: Path | None, output: OutputFormat, command: str) -> Project:
+    from harness.project import Project, ProjectNotFoundError
+
+    try:
+        return Project.load(root) if root is not None else Project.find()
+    except ProjectNotFoundError as error:
+        _fail(output, command, error)
+
+
+def _fail(output: OutputFormat, command: str, error: Exception) -> NoReturn:
+    """A comparison that cannot be made: exit 2, saying why (as JSON with `--format json`)."""
+    from harness.cli.common import err
+
+    if output is OutputFormat.json:
+        kinds = {
+            "DiffError": "diff",
+            "PactError": "pact",
+            "CatalogError": "catalog",
+            "EventSchemaError": "event-schema",
+            "ContractLoadError": "contract",
+            "ProjectNotFoundError": "project",
+        }
+        answer = {
+            "error": {
+                "command": command,
+                "kind": kinds.get(type(error).__name__, "error"),
+                "message": str(error),
+            }
+        }
+        typer.echo(json.dumps(answer, indent=2))
+    else:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+    raise typer.Exit(2)
+
+
 def diff(
     base: Annotated[
         str, typer.Option("--base", help="The git ref to compare with, e.g. origin/main.")
@@ -163,15 +215,14 @@ def diff(
     ] = OutputFormat.text,
 ) -> None:
     """List every change to the contracts since a git ref, with its severity."""
-    from harness.cli.common import err, load_project, out
-    from harness.evolution.diff import DiffError, diff_contracts
+    from harness.cli.common import out
+    from harness.evolution.diff import diff_contracts
 
-    project = load_project(root)
+    project = _project(root, output, "diff")
     try:
         report = diff_contracts(project, base)
-    except DiffError as error:
-        err.print(f"[red]error:[/] {escape(str(error))}")
-        raise typer.Exit(2) from None
+    except _errors() as error:
+        _fail(output, "diff", error)
     breaking = len(report.breaking)
     if output is OutputFormat.json:
         typer.echo(json.dumps(report.as_json(), indent=2))
@@ -208,18 +259,14 @@ def check(
 ) -> None:
     """The merge gate: breaking contract changes, event schemas against the catalog, and the
     consumers' pacts against the changed contracts. Exit 1 on any conflict."""
-    from harness.cli.common import err, load_project, out
-    from harness.evolution.catalog import CatalogError
-    from harness.evolution.diff import DiffError
+    from harness.cli.common import out
     from harness.evolution.gate import check as run_check
-    from harness.evolution.pacts import PactError
 
-    project = load_project(root)
+    project = _project(root, output, "check")
     try:
         report = run_check(project, base, catalog)
-    except (DiffError, PactError, CatalogError) as error:
-        err.print(f"[red]error:[/] {escape(str(error))}")
-        raise typer.Exit(2) from None
+    except _errors() as error:
+        _fail(output, "check", error)
     if output is OutputFormat.json:
         typer.echo(json.dumps(report.as_json(), indent=2))
         raise typer.Exit(0 if report.safe else 1)

@@ -78,6 +78,9 @@ class Catalog:
     directory: Path
     events: dict[str, tuple[CatalogVersion, ...]] = field(default_factory=dict)
     texts: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    # Each event's mode as its message declares it now (a version keeps the mode it was
+    # published under); the index records it as the event's `compatibility`.
+    modes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: Path) -> Catalog:
@@ -89,7 +92,10 @@ class Catalog:
             index = json.loads(index_path.read_text(encoding="utf-8"))
             raw_events = index["events"]
             events: dict[str, tuple[CatalogVersion, ...]] = {}
+            modes: dict[str, str] = {}
             for event_type, record in raw_events.items():
+                if isinstance(record.get("compatibility"), str):
+                    modes[event_type] = record["compatibility"]
                 events[event_type] = tuple(
                     CatalogVersion(
                         str(entry["version"]),
@@ -117,7 +123,7 @@ class Catalog:
                         f"matches {INDEX}); published versions never change"
                     )
                 texts[(event_type, entry.version)] = text
-        return cls(directory, events, texts)
+        return cls(directory, events, texts, modes)
 
     def versions(self, event_type: str) -> tuple[CatalogVersion, ...]:
         return self.events.get(event_type, ())
@@ -145,14 +151,27 @@ class Catalog:
     def with_version(self, event_type: str, version: str, mode: Mode, text: str) -> Catalog:
         entry = CatalogVersion(version, sha256(text), self.next_sequence(), mode.value)
         events = {**self.events, event_type: (*self.versions(event_type), entry)}
-        return replace(self, events=events, texts={**self.texts, (event_type, version): text})
+        return replace(
+            self,
+            events=events,
+            texts={**self.texts, (event_type, version): text},
+            modes={**self.modes, event_type: mode.value},
+        )
+
+    def mode(self, event_type: str) -> str | None:
+        """The event's mode as the catalog records it (its latest version's, by default)."""
+        versions = self.versions(event_type)
+        return self.modes.get(event_type) or (versions[-1].compatibility if versions else None)
+
+    def with_mode(self, event_type: str, mode: Mode) -> Catalog:
+        return replace(self, modes={**self.modes, event_type: mode.value})
 
     def index(self) -> dict[str, Any]:
         return {
             "format": INDEX_FORMAT,
             "events": {
                 event_type: {
-                    "compatibility": versions[-1].compatibility,
+                    "compatibility": self.mode(event_type),
                     "versions": [
                         {
                             "version": v.version,
@@ -228,6 +247,7 @@ class Publication:
 
     outcomes: tuple[Outcome, ...]
     catalog: Catalog
+    modes_changed: tuple[str, ...] = ()  # events whose recorded mode the publication updates
 
     @property
     def refused(self) -> tuple[Outcome, ...]:
@@ -248,7 +268,8 @@ def contract_events(project: Project, resolver: Resolver) -> list[EventSchema]:
         try:
             data = resolver.document(path).data
         except ContractLoadError as error:
-            raise CatalogError(f"{project.relative(path)}: {error.reason}") from None
+            line = f", line {error.line}" if error.line else ""
+            raise CatalogError(f"{project.relative(path)}{line}: {error.reason}") from None
         if not isinstance(data, dict) or "asyncapi" not in data:
             continue
         try:
@@ -266,11 +287,12 @@ def contract_events(project: Project, resolver: Resolver) -> list[EventSchema]:
     return list(events.values())
 
 
-def plan(project: Project, directory: Path) -> Publication:
+def plan(project: Project, directory: Path, resolver: Resolver | None = None) -> Publication:
     """Judge every event schema against the catalog at `directory`; write nothing."""
-    resolver = Resolver()
+    resolver = resolver or Resolver()
     catalog = Catalog.load(directory)
     outcomes: list[Outcome] = []
+    modes_changed: list[str] = []
     for event in contract_events(project, resolver):
         raw_version = event.version
         where = f"{project.relative(event.path)}#{join(event.payload.location, 'x-schema-version')}"
@@ -312,7 +334,10 @@ def plan(project: Project, directory: Path) -> Publication:
         )
         if action == "published":
             catalog = catalog.with_version(event.event_type, str(version), event.mode, text)
-    return Publication(tuple(outcomes), catalog)
+        elif catalog.versions(event.event_type) and catalog.mode(event.event_type) != event.mode:
+            catalog = catalog.with_mode(event.event_type, event.mode)  # recorded on publish
+            modes_changed.append(event.event_type)
+    return Publication(tuple(outcomes), catalog, tuple(modes_changed))
 
 
 @dataclass(frozen=True)
@@ -497,7 +522,7 @@ def page(catalog: Catalog) -> str:
         name = html.escape(event_type)
         parts.append(
             f"<h2 id='{name}'><code>{name}</code></h2>"
-            f"<p>compatibility: <b>{html.escape(versions[-1].compatibility)}</b></p>"
+            f"<p>compatibility: <b>{html.escape(catalog.mode(event_type) or '')}</b></p>"
             "<table><tr><th>version</th><th>published (order)</th><th>sha256</th></tr>"
         )
         parts += [

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from harness.evolution.modes import Schema, backward_violations, forward_violations
-from harness.evolution.rules import RULES, Rule, Violation
+from harness.evolution.rules import Rule, Violation
 
 
 class Severity(StrEnum):
@@ -45,6 +45,15 @@ class DiffRule(StrEnum):
     CHANNEL_ADDRESS_CHANGED = "channel-address-changed"
     OPERATION_MESSAGE_ADDED = "operation-message-added"
     OPERATION_MESSAGE_REMOVED = "operation-message-removed"
+    RESPONSE_HEADER_ADDED = "response-header-added"
+    RESPONSE_HEADER_REMOVED = "response-header-removed"
+    RESPONSE_HEADER_REQUIRED_ADDED = "response-header-required-added"
+    RESPONSE_HEADER_REQUIRED_REMOVED = "response-header-required-removed"
+    MAJOR_VERSION_BUMPED = "major-version-bumped"
+    SUBSCRIPTION_ADDED = "subscription-added"
+    SUBSCRIPTION_REMOVED = "subscription-removed"
+    FILTER_POLICY_NARROWED = "filter-policy-narrowed"
+    FILTER_POLICY_WIDENED = "filter-policy-widened"
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,10 @@ class Change:
     severity: Severity
     pointer: str
     message: str
+    # Whom it reaches, when the document says so: the event types it concerns (their
+    # receivers are reached) and services named outright (a receiver's own subscription).
+    events: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
 
     @property
     def breaking(self) -> bool:
@@ -68,6 +81,11 @@ class Change:
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["severity"] = self.severity.value
+        for key in ("events", "services"):
+            if data[key]:
+                data[key] = list(data[key])
+            else:
+                del data[key]
         return data
 
 
@@ -80,18 +98,21 @@ def schema_changes(
     breaking: list[Violation],
     safe_because: str,
     extra_breaking: dict[Rule, str] | None = None,
+    event: bool = False,
 ) -> list[Change]:
     """Every difference the compat engine sees between two schemas, with a severity.
 
     `breaking` are the violations that matter for the direction data flows (computed by the
     caller with the tolerant reading); every other difference found by the strict reading in
     either direction is listed as non-breaking (`safe_because` says why), unless its rule is a
-    key of `extra_breaking`, whose value explains why it breaks anyway.
+    key of `extra_breaking`, whose value explains why it breaks anyway. `event`: the subject
+    is an event type, whose receivers the changes reach.
     """
     extra = extra_breaking or {}
     found = {(v.rule, v.pointer): v for v in breaking}
+    events = (subject,) if event else ()
     changes = [
-        Change(document, subject, v.rule.value, Severity.BREAKING, v.pointer, v.message)
+        Change(document, subject, v.rule.value, Severity.BREAKING, v.pointer, v.message, events)
         for v in breaking
     ]
     for violation in [
@@ -105,8 +126,17 @@ def schema_changes(
         if violation.rule in extra:
             severity, message = Severity.BREAKING, extra[violation.rule]
         else:
-            severity, message = Severity.NON_BREAKING, f"{RULES[violation.rule]}; {safe_because}"
+            # The keyword and the values, as the engine found them, and why it is safe.
+            severity, message = Severity.NON_BREAKING, f"{violation.message}; {safe_because}"
         changes.append(
-            Change(document, subject, violation.rule.value, severity, violation.pointer, message)
+            Change(
+                document,
+                subject,
+                violation.rule.value,
+                severity,
+                violation.pointer,
+                message,
+                events,
+            )
         )
     return changes

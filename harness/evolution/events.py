@@ -2,7 +2,8 @@
 
 Each message defined in a document (`components/messages` or a channel's `messages`) is an
 event: its `name` is the event type, its payload schema carries `x-schema-version`, and its
-optional `x-compatibility` extension names the compatibility mode (default BACKWARD).
+optional `x-compatibility` extension names the compatibility mode (default FULL_TRANSITIVE,
+see `harness.evolution.modes.DEFAULT_MODE`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class EventSchema:
     message_pointer: str
     payload: Schema
     path: Path
+    headers: Schema | None = None  # the message attributes (SNS), when declared
 
     def bundled(self, resolver: Resolver) -> dict[str, Any]:
         """The payload schema as one self-contained JSON Schema document."""
@@ -70,6 +72,12 @@ def event_schemas(path: Path, resolver: Resolver | None = None) -> list[EventSch
                 resolver, payload_path, join(location, "schema"), payload["schema"]
             )
         version = payload.get("x-schema-version") if isinstance(payload, dict) else None
+        headers = None
+        if "headers" in message:
+            headers_path, headers_location, headers_node = _follow(
+                resolver, document.path, join(pointer, "headers"), message["headers"]
+            )
+            headers = Schema(headers_node, resolver.document(headers_path).data, headers_location)
         events.append(
             EventSchema(
                 event_type=name,
@@ -78,6 +86,7 @@ def event_schemas(path: Path, resolver: Resolver | None = None) -> list[EventSch
                 message_pointer=pointer,
                 payload=Schema(payload, resolver.document(payload_path).data, location),
                 path=payload_path,
+                headers=headers,
             )
         )
     return events

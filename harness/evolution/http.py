@@ -3,7 +3,10 @@
 Data flows two ways, so schemas are checked two ways: a request written by an old client must
 still be accepted (old ⊆ new, as BACKWARD), and a response read by an old client must still
 be understood (new ⊆ old, as FORWARD). A response property that disappears is breaking even
-when it was optional: clients that read it lose it.
+when it was optional: clients that read it lose it. Response headers are read as response
+bodies are (one removed or made optional is breaking), and a documented status removed is
+breaking whether it is a success or an error: clients branch on the statuses they were told
+about (docs/compatibility.md, "Responses").
 """
 
 from __future__ import annotations
@@ -315,20 +318,24 @@ def _response_changes(name: str, old: _Operation, new: _Operation) -> list[Chang
     new_responses = {str(k): v for k, v in (new.data.get("responses") or {}).items()}
     changes: list[Change] = []
     where = join(new.pointer, "responses")
+    added = sorted(new_responses.keys() - old_responses.keys())
     for code in sorted(old_responses.keys() - new_responses.keys()):
-        success = _is_success(code)
+        instead = [other for other in added if other[:1] == code[:1]] or added
         changes.append(
             _change(
                 name,
                 new,
                 DiffRule.RESPONSE_STATUS_REMOVED,
-                success,
+                True,
                 where,
                 f"response {code} is no longer documented"
-                + ("; clients built for it get another status" if success else ""),
+                + (f" ({', '.join(instead)} is)" if instead else "")
+                + "; clients that handle "
+                + code
+                + (" get another status" if _is_success(code) else " branch on it no more"),
             )
         )
-    for code in sorted(new_responses.keys() - old_responses.keys()):
+    for code in added:
         changes.append(
             _change(
                 name,
@@ -344,6 +351,7 @@ def _response_changes(name: str, old: _Operation, new: _Operation) -> list[Chang
             old.document, old_responses[code], join(old.pointer, "responses", code)
         )
         new_response, new_ptr = _deref(new.document, new_responses[code], join(where, code))
+        changes += _header_changes(name, old, new, code, old_response, new_response, new_ptr)
         old_content = _content(old.document, old_response, old_ptr)
         new_content = _content(new.document, new_response, new_ptr)
         for media in sorted(old_content.keys() - new_content.keys()):
@@ -386,6 +394,98 @@ def _response_changes(name: str, old: _Operation, new: _Operation) -> list[Chang
                     Rule.PROPERTY_REMOVED: "a response property was removed; clients that "
                     "read it lose it"
                 },
+            )
+    return changes
+
+
+def _headers(document: Any, response: Any, pointer: str) -> dict[str, tuple[Any, str, str]]:
+    """A response's headers by lower-case name: (header object, its pointer, its name)."""
+    declared = response.get("headers") if isinstance(response, dict) else None
+    if not isinstance(declared, dict):
+        return {}
+    found: dict[str, tuple[Any, str, str]] = {}
+    for header, raw in declared.items():
+        value, where = _deref(document, raw, join(pointer, "headers", header))
+        found[str(header).lower()] = (value if isinstance(value, dict) else {}, where, header)
+    return found
+
+
+def _header_changes(
+    name: str,
+    old: _Operation,
+    new: _Operation,
+    code: str,
+    old_response: Any,
+    new_response: Any,
+    new_ptr: str,
+) -> list[Change]:
+    """Response headers, read by the client as a response body is: one removed or made
+    optional is breaking (a client reads it: the `Location` of a 201), one added is not, and
+    a schema is compared as a response body's (new ⊆ old)."""
+    old_headers = _headers(old.document, old_response, join(old.pointer, "responses", code))
+    new_headers = _headers(new.document, new_response, new_ptr)
+    changes: list[Change] = []
+    for key in sorted(old_headers.keys() - new_headers.keys()):
+        header, _, shown = old_headers[key]
+        required = header.get("required") is True
+        changes.append(
+            _change(
+                name,
+                new,
+                DiffRule.RESPONSE_HEADER_REMOVED,
+                True,
+                join(new_ptr, "headers", shown),
+                f"response {code} no longer has the {'required ' if required else ''}header "
+                f"{shown}; clients that read it lose it",
+            )
+        )
+    for key in sorted(new_headers.keys() - old_headers.keys()):
+        header, where, shown = new_headers[key]
+        changes.append(
+            _change(
+                name,
+                new,
+                DiffRule.RESPONSE_HEADER_ADDED,
+                False,
+                where,
+                f"response {code} now has the {'required ' if header.get('required') else ''}"
+                f"header {shown}",
+            )
+        )
+    for key in sorted(old_headers.keys() & new_headers.keys()):
+        (old_header, old_where, _), (new_header, new_where, shown) = (
+            old_headers[key],
+            new_headers[key],
+        )
+        was, now = old_header.get("required") is True, new_header.get("required") is True
+        if was != now:
+            changes.append(
+                _change(
+                    name,
+                    new,
+                    DiffRule.RESPONSE_HEADER_REQUIRED_REMOVED
+                    if was
+                    else DiffRule.RESPONSE_HEADER_REQUIRED_ADDED,
+                    was,
+                    join(new_where, "required"),
+                    f"response {code} header {shown} "
+                    + (
+                        "is no longer required; clients that read it may not get it"
+                        if was
+                        else "is now always sent"
+                    ),
+                )
+            )
+        if "schema" in old_header or "schema" in new_header:
+            old_s = Schema(old_header.get("schema", True), old.document, join(old_where, "schema"))
+            new_s = Schema(new_header.get("schema", True), new.document, join(new_where, "schema"))
+            changes += schema_changes(
+                name,
+                new.subject,
+                old_s,
+                new_s,
+                breaking=forward_violations(old_s, new_s),
+                safe_because=f"every {shown} header is still one an old client understands",
             )
     return changes
 

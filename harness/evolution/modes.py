@@ -53,7 +53,11 @@ class Mode(StrEnum):
         return self.value.endswith("_TRANSITIVE")
 
 
-DEFAULT_MODE = Mode.BACKWARD
+# Events travel SNS → SQS: consumers not yet upgraded read new events (producers deploy
+# first: FORWARD), and upgraded consumers read old events still queued or redriven from a
+# dead-letter queue, up to 14 days later (BACKWARD), against every version still retained
+# (TRANSITIVE). docs/compatibility.md#the-default-for-events-full_transitive says more.
+DEFAULT_MODE = Mode.FULL_TRANSITIVE
 
 
 @dataclass(frozen=True)

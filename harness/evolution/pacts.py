@@ -325,7 +325,7 @@ def message_conflicts(
         ]
     base, message = sent[event]
     schemas = _Schemas(resolver, base)
-    conflicts: list[str] = []
+    conflicts: list[str] = _version_conflicts(interaction, resolver, base, message)
     payload = message.get("payload")
     if contents is not None and payload is not None:
         conflicts += [f"payload {problem}" for problem in schemas.problems(payload, contents)]
@@ -341,6 +341,34 @@ def message_conflicts(
             for missing in schemas.undeclared(headers, meta)
         ]
     return [_conflict(interaction, shown, subject, "", message) for message in conflicts]
+
+
+def _version_conflicts(
+    interaction: Interaction, resolver: Resolver, base: Path, message: dict[str, Any]
+) -> list[str]:
+    """The payload's `x-schema-version` against the pact's regex matchers on `schemaVersion`
+    (body and metadata): a consumer built for one major refuses every other."""
+    try:
+        _, payload = resolver.deref(base, message.get("payload"))
+    except Exception:
+        return []
+    version = payload.get("x-schema-version") if isinstance(payload, dict) else None
+    if not isinstance(version, str):
+        return []
+    rules = interaction.data.get("matchingRules") or {}
+    found: list[str] = []
+    for where, key in (("body", "$.schemaVersion"), ("metadata", "schemaVersion")):
+        entry = (rules.get(where) or {}).get(key) or {}
+        for matcher in entry.get("matchers") or []:
+            if matcher.get("match") != "regex" or not isinstance(matcher.get("regex"), str):
+                continue
+            if re.search(matcher["regex"], version) is None:
+                found.append(
+                    f"{'payload' if where == 'body' else 'metadata'} schemaVersion: the "
+                    f"contract's x-schema-version {version} does not match the consumer's "
+                    f"matcher {matcher['regex']!r}; it refuses events of this version"
+                )
+    return found
 
 
 def _conflict(

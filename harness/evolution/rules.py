@@ -21,6 +21,7 @@ class Rule(StrEnum):
     REQUIRED_REMOVED = "required-removed"
     TYPE_NARROWED = "type-narrowed"
     TYPE_WIDENED = "type-widened"
+    TYPE_CHANGED = "type-changed"
     ENUM_VALUE_ADDED = "enum-value-added"
     ENUM_VALUE_REMOVED = "enum-value-removed"
     ENUM_ADDED = "enum-added"
@@ -49,6 +50,7 @@ RULES: dict[Rule, str] = {
     Rule.REQUIRED_REMOVED: "a property is no longer required",
     Rule.TYPE_NARROWED: "the new schema admits fewer JSON types (number → integer included)",
     Rule.TYPE_WIDENED: "the new schema admits more JSON types (integer → number included)",
+    Rule.TYPE_CHANGED: "the type changed to one that neither admits all of nor is within the old",
     Rule.ENUM_VALUE_ADDED: "an enum gained a value",
     Rule.ENUM_VALUE_REMOVED: "an enum lost a value",
     Rule.ENUM_ADDED: "values are now restricted to an enum",

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
-from harness.authoring.contracts import join, lookup
+from harness.authoring.contracts import join, lookup, split
 from harness.evolution.rules import PAIRS, Rule, Violation
 
 
@@ -414,12 +414,17 @@ class _Checker:
         missing = sorted(t for t in a_types if not _type_covered(t, b_types))
         if missing:
             old, new = self.old_new(_show_types(a_types), _show_types(b_types))
+            # Neither side admits all the other's types (string → integer): one change, named
+            # the same from both directions, so that a FULL check reports it once.
+            swapped = any(not _type_covered(t, a_types) for t in b_types)
             out.append(
                 self.violation(
-                    Rule.TYPE_NARROWED,
+                    Rule.TYPE_CHANGED if swapped else Rule.TYPE_NARROWED,
                     join(a.loc, "type"),
                     join(b.loc, "type"),
-                    f"type changed: old admits {old}, new admits {new}",
+                    f"type changed from {old} to {new}"
+                    if swapped
+                    else f"type narrowed: old admits {old}, new admits {new}",
                 )
             )
         if "const" in sb:
@@ -1243,4 +1248,55 @@ def subset_violations(
     """
     checker = _Checker(sup_is_new=sup_is_new, strict=strict)
     found = checker.sub(a, b, _Context())
-    return list(dict.fromkeys(found))
+    root = b.root if sup_is_new else a.root
+    return list(dict.fromkeys(replace(v, pointer=existing_pointer(root, v.pointer)) for v in found))
+
+
+def existing_pointer(root: Any, pointer: str) -> str:
+    """`pointer` as a path that exists in `root`: a pointer built on a schema whose `allOf`
+    was merged (`.../properties/x` where `x` is declared in `.../allOf/1/properties/x`, maybe
+    behind a `$ref`) is rewritten to where the keyword really is; for something removed, to
+    where it would be under its parent as the parent really is."""
+    if not pointer:
+        return pointer
+    tokens = split(pointer)
+
+    def walk(node: Any, path: str, rest: list[str], depth: int) -> str | None:
+        if not rest:
+            return path
+        if depth > 20:
+            return None
+        token = rest[0]
+        if isinstance(node, dict):
+            if token in node:
+                return walk(node[token], join(path, token), rest[1:], depth)
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#"):
+                try:
+                    target = lookup(root, ref[1:])
+                except (KeyError, ValueError):
+                    target = None
+                if target is not None:
+                    found = walk(target, ref[1:], rest, depth + 1)
+                    if found is not None:
+                        return found
+            for index, member in enumerate(node.get("allOf") or []):
+                found = walk(member, join(path, "allOf", index), rest, depth + 1)
+                if found is not None:
+                    return found
+            return None
+        if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            return walk(node[int(token)], join(path, token), rest[1:], depth)
+        return None
+
+    try:
+        lookup(root, pointer)
+        return pointer
+    except (KeyError, ValueError, IndexError, TypeError):
+        pass
+    found = walk(root, "", tokens, 0)
+    if found is not None:
+        return found
+    # Something removed: where it would be, under the parent as it really is.
+    parent = walk(root, "", tokens[:-1], 0)
+    return join(parent, tokens[-1]) if parent is not None else pointer

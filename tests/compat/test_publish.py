@@ -66,7 +66,7 @@ def test_the_first_publish_writes_every_event_at_1_0_0_with_checksums(
     for event_type, record in events.items():
         (entry,) = record["versions"]
         assert entry["version"] == "1.0.0"
-        assert entry["compatibility"] == "BACKWARD"
+        assert entry["compatibility"] == "FULL_TRANSITIVE"  # the default for events
         text = (catalog(project_copy) / event_type / "1.0.0.json").read_bytes()
         assert entry["sha256"] == hashlib.sha256(text).hexdigest()
         sequences.append(entry["sequence"])
@@ -136,8 +136,9 @@ def test_an_incompatible_change_without_a_major_bump_is_refused_and_nothing_is_w
     result = publish(project_copy)
 
     assert result.exit_code == 1
-    assert "user.created 1.1.0: required-added at #/required (against 1.0.0, BACKWARD)" in (
-        result.output
+    assert (
+        "user.created 1.1.0: required-added at #/required (against 1.0.0, FULL_TRANSITIVE)"
+        in result.output
     )
     assert "'displayName' is required by the new schema" in result.output
     assert "nothing was published" in result.output
@@ -226,7 +227,7 @@ def test_the_message_mode_decides_which_versions_are_checked(project_copy: Proje
 
     assert result.exit_code == 1
     assert (
-        "user.created 1.2.0: type-narrowed at #/properties/nickname/type "
+        "user.created 1.2.0: type-changed at #/properties/nickname/type "
         "(against 1.0.0, BACKWARD_TRANSITIVE)"
     ) in result.output
 

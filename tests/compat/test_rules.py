@@ -336,6 +336,13 @@ CASES = [
         None,
     ),
     Case("a schema that admits nothing", {"type": "string"}, False, Rule.TYPE_NARROWED, None),
+    Case(
+        "type-changed: string to integer, neither within the other",
+        {"type": "string"},
+        {"type": "integer"},
+        Rule.TYPE_CHANGED,
+        Rule.TYPE_CHANGED,
+    ),
 ]
 
 MODES = list(Mode)
@@ -530,7 +537,7 @@ def test_backward_transitive_finds_the_retyped_property_against_the_first_versio
     found = check_history(HISTORY, V3, Mode.BACKWARD_TRANSITIVE)
 
     assert [(f.version, f.violation.rule, f.violation.pointer) for f in found] == [
-        ("1.0.0", Rule.TYPE_NARROWED, "/properties/nickname/type")
+        ("1.0.0", Rule.TYPE_CHANGED, "/properties/nickname/type")
     ]
 
 
@@ -540,16 +547,17 @@ def test_forward_transitive_finds_the_retyped_property_against_the_first_version
     assert check_history(history, V1, Mode.FORWARD) == []
     found = check_history(history, V1, Mode.FORWARD_TRANSITIVE)
 
-    assert [(f.version, f.violation.rule) for f in found] == [("1.0.0", Rule.TYPE_WIDENED)]
+    assert [(f.version, f.violation.rule) for f in found] == [("1.0.0", Rule.TYPE_CHANGED)]
 
 
 def test_full_transitive_checks_both_directions_against_every_version() -> None:
     found = check_history(HISTORY, V3, Mode.FULL_TRANSITIVE)
 
-    assert {(f.version, f.violation.rule) for f in found} == {
-        ("1.0.0", Rule.TYPE_NARROWED),
-        ("1.0.0", Rule.TYPE_WIDENED),
-    }
+    # string → integer is one change, reported once with one message (not "narrowed" and
+    # "widened" for the two directions).
+    assert [(f.version, f.violation.rule, f.violation.message) for f in found] == [
+        ("1.0.0", Rule.TYPE_CHANGED, "type changed from string to integer"),
+    ]
     assert check_history(HISTORY, V3, Mode.FULL) == []
 
 
@@ -568,3 +576,74 @@ def test_mode_names_parse_case_insensitively_and_unknown_ones_name_the_choices()
     assert Mode.parse("full-transitive") is Mode.FULL_TRANSITIVE
     with pytest.raises(ValueError, match="BACKWARD_TRANSITIVE"):
         Mode.parse("sideways")
+
+
+# --- issue 17: words, pointers and the default mode ----------------------------------------------
+
+
+def test_a_type_change_is_one_violation_with_one_message_in_a_full_check() -> None:
+    old = obj({"sequence": {"type": "string"}})
+    new = obj({"sequence": {"type": "integer"}})
+
+    found = check(old, new, Mode.FULL)
+
+    assert [(v.rule, v.pointer, v.message) for v in found] == [
+        (Rule.TYPE_CHANGED, "/properties/sequence/type", "type changed from string to integer")
+    ]
+
+
+def test_a_widening_type_change_is_still_named_a_widening() -> None:
+    found = check({"type": "integer"}, {"type": "number"}, Mode.FULL)
+
+    assert [(v.rule, v.pointer) for v in found] == [(Rule.TYPE_WIDENED, "/type")]
+
+
+def test_a_pointer_into_an_all_of_branch_points_at_a_path_that_exists() -> None:
+    from harness.authoring.contracts import lookup
+
+    def payload(max_length: int) -> dict[str, Any]:
+        return {
+            "allOf": [
+                {"$ref": "#/$defs/Envelope"},
+                {"type": "object", "properties": {"token": {"type": "string"}}},
+            ],
+            "$defs": {
+                "Envelope": obj({"source": {"type": "string", "maxLength": max_length}}),
+            },
+        }
+
+    old, new = payload(20), payload(10)
+    new["allOf"][1]["properties"]["token"]["minLength"] = 3
+
+    found = check(old, new, Mode.BACKWARD)
+
+    assert {(v.rule, v.pointer) for v in found} == {
+        (Rule.CONSTRAINT_TIGHTENED, "/$defs/Envelope/properties/source/maxLength"),
+        (Rule.CONSTRAINT_TIGHTENED, "/allOf/1/properties/token/minLength"),
+    }
+    for violation in found:
+        lookup(new, violation.pointer)  # raises KeyError for a path that does not exist
+
+
+def test_events_default_to_full_transitive() -> None:
+    from harness.evolution import DEFAULT_MODE
+
+    assert DEFAULT_MODE is Mode.FULL_TRANSITIVE
+    assert DEFAULT_MODE.backward
+    assert DEFAULT_MODE.forward
+    assert DEFAULT_MODE.transitive
+
+
+def test_relaxing_a_bound_breaks_the_default_mode_against_every_retained_version() -> None:
+    history = [
+        ("1.0.0", obj({"sequence": {"type": "integer", "minimum": 1}})),
+        ("1.1.0", obj({"sequence": {"type": "integer", "minimum": 1}})),
+    ]
+    new = obj({"sequence": {"type": "integer", "minimum": 0}})
+
+    found = check_history(history, new, Mode.FULL_TRANSITIVE)
+
+    assert [(f.version, f.violation.rule, f.violation.pointer) for f in found] == [
+        ("1.0.0", Rule.CONSTRAINT_RELAXED, "/properties/sequence/minimum"),
+        ("1.1.0", Rule.CONSTRAINT_RELAXED, "/properties/sequence/minimum"),
+    ]
