@@ -1,20 +1,25 @@
-"""The HTTP API of `contracts/openapi/auth-service.yaml`: routes from the generated request
-models to the handlers and back to the generated response models, the security requirements
-of each operation, and the problem each domain error becomes."""
+"""The HTTP API of `contracts/openapi/auth-service.yaml`, on the generated layer.
+
+`generated.auth.server.build_router` binds every operation of the contract (method, path,
+parameters, bodies, statuses, documented headers) and admits each caller as the operation's
+`security` says; this module supplies what the contract cannot: `AuthApi`, the implementation
+of `AuthServiceInterface` (generated request models → handlers → generated response models),
+`DatabaseRoles`, the role authority that decides from the database at request time, and the
+problem each domain error becomes."""
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from starlette.requests import Request
 
 from generated.auth import models as api
+from generated.auth.responses import GetJwksResponse, GetReadinessResponse
+from generated.auth.server import AuthServiceInterface
+from generated.security import Caller, current_request
 from services.auth import handlers
 from services.auth.domain import (
     Account,
@@ -47,13 +52,10 @@ from services.kit.http import (
     ProblemError,
     ProblemFor,
     bearer_challenge,
-    require_bearer_token,
-    unauthenticated,
     validation_problem,
 )
-from services.kit.tokens import AccessTokenClaims, InvalidTokenError, TokenVerifier
+from services.kit.security import ForbiddenError, subject_of
 
-PREFIX: Final = "/api/v1/auth"
 # Shorter than the publish-ahead delay of a rotated key (60 s) less the verifiers' refetch
 # interval (30 s), so that even a verifier behind an HTTP cache sees a new key before the
 # first token it signs (`services/auth/keyring.py`).
@@ -107,66 +109,6 @@ DOMAIN_PROBLEMS: Final[Mapping[type[Exception], ProblemFor]] = {
 }
 
 
-UserIdPath = Annotated[uuid.UUID, Path(alias="userId")]
-
-
-class Security:
-    """The contract's security schemes: `bearerAuth` (our JWTs) and `serviceApiKey`.
-
-    A token proves who the caller is; what the caller may do is read from the database at
-    request time (`handlers.authorize`), so a demotion or a deactivation takes effect at once.
-    """
-
-    def __init__(
-        self, verifier: TokenVerifier, service_api_key: str, deps: handlers.Dependencies
-    ) -> None:
-        self._verifier = verifier
-        self._service_api_key = service_api_key.encode("utf-8")
-        self._deps = deps
-
-    async def bearer(self, request: Request) -> AccessTokenClaims:
-        """Any authenticated user (`security: [{bearerAuth: []}]`)."""
-        token = require_bearer_token(request.headers.get("authorization"))
-        try:
-            claims = await self._verifier.verify(token)
-        except InvalidTokenError as error:
-            raise unauthenticated(
-                f"The access token was refused: {error.reason}.", invalid_token=True
-            ) from None
-        try:
-            uuid.UUID(claims.subject)
-        except ValueError:
-            raise unauthenticated("The access token names no user.", invalid_token=True) from None
-        return claims
-
-    async def admin_or_owner(self, request: Request, user_id: UserIdPath) -> AccessTokenClaims:
-        """`bearerAuth: [admin]` with `x-owner-parameter: userId`: an active admin, or the
-        account's active owner."""
-        claims = await self.bearer(request)
-        await handlers.authorize(uuid.UUID(claims.subject), self._deps, owner_of=user_id)
-        return claims
-
-    async def admin(self, request: Request) -> AccessTokenClaims:
-        """`bearerAuth: [admin]`: an account that is active and holds `admin` now."""
-        claims = await self.bearer(request)
-        await handlers.authorize(uuid.UUID(claims.subject), self._deps)
-        return claims
-
-    async def admin_or_service(self, request: Request) -> None:
-        """`[{bearerAuth: [admin]}, {serviceApiKey: []}]`: either credential will do."""
-        presented = request.headers.get("x-api-key")
-        if presented is not None and self.is_service_key(presented):
-            return
-        if request.headers.get("authorization") is None:
-            raise unauthenticated("Present an admin access token or the service API key.")
-        await self.admin(request)
-
-    def is_service_key(self, presented: str) -> bool:
-        if not self._service_api_key:  # no key configured: no service is let in
-            return False
-        return hmac.compare_digest(presented.encode("utf-8"), self._service_api_key)
-
-
 class ClientAddresses:
     """The address a request comes from, as rate limits see it: the connection's peer, unless
     the peer is a trusted proxy, in which case `X-Forwarded-For` is read from the right up to
@@ -218,10 +160,114 @@ def _address(text: str) -> IPv4Address | IPv6Address | None:
     return address
 
 
-def model_response(model: BaseModel, status_code: int = 200) -> Response:
-    """A generated response model, validated once when built, as the JSON body (FastAPI's
-    `response_model` would validate it a second time on every request)."""
-    return Response(model.model_dump_json(), status_code, media_type="application/json")
+class DatabaseRoles:
+    """`services.kit.security.RoleAuthority` of the service that owns the accounts: the
+    caller's account, read from the database at request time (`handlers.authorize`), must be
+    active and hold the required roles now, or own the account the operation names. A token's
+    `roles` claim is never trusted: a demotion or a deactivation takes effect at once. A caller
+    whose account is gone or deactivated is refused as unauthenticated (`AccountUnusableError`)."""
+
+    def __init__(self, deps: handlers.Dependencies) -> None:
+        self._deps = deps
+
+    async def authorize(
+        self, caller: Caller, required: frozenset[str], *, owner: uuid.UUID | None
+    ) -> None:
+        try:
+            await handlers.authorize(subject_of(caller), self._deps, owner_of=owner, roles=required)
+        except NotPermittedError as error:
+            raise ForbiddenError(error.detail) from None
+
+
+class AuthApi(AuthServiceInterface):
+    """The operations of the auth contract, on the handlers' dependencies. The generated router
+    calls each method once the caller is admitted and the request is valid."""
+
+    def __init__(
+        self,
+        deps: handlers.Dependencies,
+        *,
+        jwks: Callable[[], Mapping[str, Any]],
+        ready: Callable[[], Awaitable[bool]],
+        client_address: ClientAddresses | None = None,
+    ) -> None:
+        self._deps = deps
+        self._jwks = jwks
+        self._ready = ready
+        self._client_address = client_address or ClientAddresses()
+
+    def _client(self) -> str:
+        """The address the rate limits count for the request being served."""
+        return self._client_address(current_request())
+
+    async def register_user(self, *, body: api.RegisterRequest) -> api.TokenPair:
+        command = RegisterUser(body.email, body.password, self._client())
+        return _token_pair(await handlers.register_user(command, self._deps))
+
+    async def login_user(self, *, body: api.LoginRequest) -> api.TokenPair:
+        command = LogIn(body.email, body.password, self._client())
+        return _token_pair(await handlers.log_in(command, self._deps))
+
+    async def refresh_tokens(self, *, body: api.RefreshRequest) -> api.TokenPair:
+        tokens = await handlers.refresh_tokens(RefreshTokens(body.refreshToken), self._deps)
+        return _token_pair(tokens)
+
+    async def logout_user(self, *, body: api.LogoutRequest) -> None:
+        await handlers.log_out(LogOut(body.refreshToken), self._deps)
+
+    async def get_current_account(self, *, caller: Caller) -> api.Account:
+        return _account(await handlers.get_account(subject_of(caller), self._deps))
+
+    async def request_email_verification(self, *, caller: Caller) -> None:
+        command = RequestEmailVerification(subject_of(caller))
+        await handlers.request_email_verification(command, self._deps)
+
+    async def confirm_email_verification(
+        self, *, body: api.ConfirmEmailVerificationRequest
+    ) -> None:
+        await handlers.confirm_email_verification(ConfirmEmailVerification(body.token), self._deps)
+
+    async def request_password_reset(self, *, body: api.PasswordResetRequest) -> None:
+        command = RequestPasswordReset(body.email, self._client())
+        await handlers.request_password_reset(command, self._deps)
+
+    async def confirm_password_reset(self, *, body: api.ConfirmPasswordResetRequest) -> None:
+        command = ConfirmPasswordReset(body.token, body.newPassword)
+        await handlers.confirm_password_reset(command, self._deps)
+
+    async def check_password_reset(self, *, body: api.CheckPasswordResetRequest) -> None:
+        await handlers.check_password_reset(CheckPasswordReset(body.token), self._deps)
+
+    async def deactivate_user(self, *, caller: Caller, user_id: uuid.UUID) -> None:
+        await handlers.deactivate_user(DeactivateUser(user_id), self._deps)
+
+    async def get_user_roles(self, *, caller: Caller, user_id: uuid.UUID) -> api.UserRoles:
+        return _user_roles(user_id, await handlers.get_user_roles(user_id, self._deps))
+
+    async def set_user_roles(
+        self, *, caller: Caller, user_id: uuid.UUID, body: api.SetUserRolesRequest
+    ) -> api.UserRoles:
+        roles = frozenset(role.value for role in body.roles)
+        if len(roles) != len(body.roles):  # `uniqueItems`, which the model cannot say
+            raise ProblemError(
+                validation_problem([{"pointer": "/body/roles", "message": "roles must not repeat"}])
+            )
+        command = SetUserRoles(user_id, roles)
+        return _user_roles(user_id, await handlers.set_user_roles(command, self._deps))
+
+    async def get_jwks(self) -> GetJwksResponse:
+        # Read for each request: a key rotation changes the set (`services/auth/keyring.py`).
+        return GetJwksResponse(api.JWKS.model_validate(self._jwks()), JWKS_CACHE_CONTROL)
+
+    async def get_liveness(self) -> api.HealthStatus:
+        return api.HealthStatus(status="ok")
+
+    async def get_readiness(self) -> GetReadinessResponse:
+        database = (
+            api.ReadinessStatus.ok if await self._ready() else api.ReadinessStatus.unavailable
+        )
+        readiness = api.Readiness(status=database, checks={"database": database})
+        return GetReadinessResponse(200 if database is api.ReadinessStatus.ok else 503, readiness)
 
 
 def _token_pair(tokens: SessionTokens) -> api.TokenPair:
@@ -247,116 +293,3 @@ def _account(account: Account) -> api.Account:
 
 def _user_roles(user_id: uuid.UUID, roles: frozenset[str]) -> api.UserRoles:
     return api.UserRoles(userId=user_id, roles=[api.Role(role) for role in sorted(roles)])
-
-
-def build_router(
-    deps: handlers.Dependencies,
-    security: Security,
-    jwks: Callable[[], Mapping[str, Any]],
-    ready: Callable[[], Awaitable[bool]],
-    client_address: ClientAddresses | None = None,
-) -> APIRouter:
-    """The routes of the contract, bound to the handlers' dependencies."""
-    router = APIRouter()
-    client_address = client_address or ClientAddresses()
-    # Credentials are checked as dependencies, so before the request body is validated.
-    admin = Depends(security.admin)
-    admin_or_owner = Depends(security.admin_or_owner)
-    admin_or_service = Depends(security.admin_or_service)
-
-    @router.post(f"{PREFIX}/register", status_code=201)
-    async def register_user(request: Request, body: api.RegisterRequest) -> Response:
-        command = RegisterUser(body.email, body.password, client_address(request))
-        return model_response(_token_pair(await handlers.register_user(command, deps)), 201)
-
-    @router.post(f"{PREFIX}/login")
-    async def login_user(request: Request, body: api.LoginRequest) -> Response:
-        command = LogIn(body.email, body.password, client_address(request))
-        return model_response(_token_pair(await handlers.log_in(command, deps)))
-
-    @router.post(f"{PREFIX}/refresh")
-    async def refresh_tokens(body: api.RefreshRequest) -> Response:
-        tokens = await handlers.refresh_tokens(RefreshTokens(body.refreshToken), deps)
-        return model_response(_token_pair(tokens))
-
-    @router.post(f"{PREFIX}/logout", status_code=204)
-    async def logout_user(body: api.LogoutRequest) -> Response:
-        await handlers.log_out(LogOut(body.refreshToken), deps)
-        return Response(status_code=204)
-
-    @router.get(f"{PREFIX}/me")
-    async def get_current_account(request: Request) -> Response:
-        claims = await security.bearer(request)
-        account = await handlers.get_account(uuid.UUID(claims.subject), deps)
-        return model_response(_account(account))
-
-    @router.post(f"{PREFIX}/email-verification", status_code=202)
-    async def request_email_verification(request: Request) -> Response:
-        claims = await security.bearer(request)
-        command = RequestEmailVerification(uuid.UUID(claims.subject))
-        await handlers.request_email_verification(command, deps)
-        return Response(status_code=202)
-
-    @router.post(f"{PREFIX}/email-verification/confirm", status_code=204)
-    async def confirm_email_verification(body: api.ConfirmEmailVerificationRequest) -> Response:
-        await handlers.confirm_email_verification(ConfirmEmailVerification(body.token), deps)
-        return Response(status_code=204)
-
-    @router.post(f"{PREFIX}/password-reset", status_code=202)
-    async def request_password_reset(request: Request, body: api.PasswordResetRequest) -> Response:
-        command = RequestPasswordReset(body.email, client_address(request))
-        await handlers.request_password_reset(command, deps)
-        return Response(status_code=202)
-
-    @router.post(f"{PREFIX}/password-reset/confirm", status_code=204)
-    async def confirm_password_reset(body: api.ConfirmPasswordResetRequest) -> Response:
-        command = ConfirmPasswordReset(body.token, body.newPassword)
-        await handlers.confirm_password_reset(command, deps)
-        return Response(status_code=204)
-
-    @router.post(f"{PREFIX}/password-reset/check", status_code=204)
-    async def check_password_reset(body: api.CheckPasswordResetRequest) -> Response:
-        await handlers.check_password_reset(CheckPasswordReset(body.token), deps)
-        return Response(status_code=204)
-
-    @router.post(
-        f"{PREFIX}/users/{{userId}}/deactivate", status_code=204, dependencies=[admin_or_owner]
-    )
-    async def deactivate_user(user_id: UserIdPath) -> Response:
-        await handlers.deactivate_user(DeactivateUser(user_id), deps)
-        return Response(status_code=204)
-
-    @router.get(f"{PREFIX}/users/{{userId}}/roles", dependencies=[admin_or_service])
-    async def get_user_roles(user_id: UserIdPath) -> Response:
-        return model_response(_user_roles(user_id, await handlers.get_user_roles(user_id, deps)))
-
-    @router.put(f"{PREFIX}/users/{{userId}}/roles", dependencies=[admin])
-    async def set_user_roles(user_id: UserIdPath, body: api.SetUserRolesRequest) -> Response:
-        roles = frozenset(role.value for role in body.roles)
-        if len(roles) != len(body.roles):  # `uniqueItems`, which the model cannot say
-            raise ProblemError(
-                validation_problem([{"pointer": "/body/roles", "message": "roles must not repeat"}])
-            )
-        command = SetUserRoles(user_id, roles)
-        return model_response(_user_roles(user_id, await handlers.set_user_roles(command, deps)))
-
-    @router.get("/.well-known/jwks.json")
-    async def get_jwks() -> JSONResponse:
-        # Read for each request: a key rotation changes the set (`services/auth/keyring.py`).
-        key_set = api.JWKS.model_validate(jwks()).model_dump(mode="json", exclude_none=True)
-        return JSONResponse(key_set, headers={"Cache-Control": JWKS_CACHE_CONTROL})
-
-    @router.get("/health/live")
-    async def get_liveness() -> Response:
-        return model_response(api.HealthStatus(status="ok"))
-
-    @router.get("/health/ready")
-    async def get_readiness() -> JSONResponse:
-        database = api.ReadinessStatus.ok if await ready() else api.ReadinessStatus.unavailable
-        readiness = api.Readiness(status=database, checks={"database": database})
-        return JSONResponse(
-            readiness.model_dump(mode="json"),
-            status_code=200 if database is api.ReadinessStatus.ok else 503,
-        )
-
-    return router

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI
 
+from generated.auth import server
 from services.auth import api, handlers
 from services.auth.keyring import PublishedKeySource, SigningKeys, signing_keys
 from services.auth.passwords import Argon2PasswordHasher
@@ -32,6 +33,7 @@ from services.kit.composition import ServiceAdapters
 from services.kit.http import database_unavailable_problems
 from services.kit.outbox import OutboxRelay, RelayOptions
 from services.kit.retention import RetentionTask, prune
+from services.kit.security import ContractAuthenticator
 from services.kit.tokens import (
     SigningKey,
     TokenIssuer,
@@ -41,6 +43,9 @@ from services.kit.tokens import (
 )
 
 log = logging.getLogger("accord.auth")
+
+# The contract's security scheme of the other services (`getUserRoles`).
+SERVICE_API_KEY: Final = "serviceApiKey"
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,9 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
     def key_set() -> dict[str, list[dict[str, str]]]:
         return jwks(*parts.signing_keys.published())
 
-    security = api.Security(
+    # The contract's security schemes: `bearerAuth` (our access tokens, with roles confirmed
+    # from the database at request time) and `serviceApiKey`.
+    authenticator = ContractAuthenticator(
         TokenVerifier(
             PublishedKeySource(parts.signing_keys),
             issuer=settings.issuer,
@@ -165,8 +172,15 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
             max_lifetime=timedelta(seconds=settings.access_token_ttl_seconds),
             clock=parts.clock,
         ),
-        settings.service_api_key.get_secret_value(),
+        api.DatabaseRoles(deps),
+        api_keys={SERVICE_API_KEY: ("X-API-Key", settings.service_api_key.get_secret_value())},
+        retry_after=api.RETRY_AFTER_SECONDS,
+    )
+    implementation = api.AuthApi(
         deps,
+        jwks=key_set,
+        ready=store.ping,
+        client_address=api.ClientAddresses(settings.trusted_proxy_networks),
     )
 
     @asynccontextmanager
@@ -188,15 +202,7 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
 
     problems = {**api.DOMAIN_PROBLEMS, **database_unavailable_problems(api.RETRY_AFTER_SECONDS)}
     app = composition.service_app(settings, lifespan, problems)
-    app.include_router(
-        api.build_router(
-            deps,
-            security,
-            key_set,
-            store.ping,
-            api.ClientAddresses(settings.trusted_proxy_networks),
-        )
-    )
+    app.include_router(server.build_router(implementation, authenticator))
     app.state.relay = relay
     app.state.retention = retention
     app.state.adapters = parts

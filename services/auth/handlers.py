@@ -377,9 +377,14 @@ async def check_password_reset(command: CheckPasswordReset, deps: Dependencies) 
 
 
 async def authorize(
-    caller_id: uuid.UUID, deps: Dependencies, *, owner_of: uuid.UUID | None = None
+    caller_id: uuid.UUID,
+    deps: Dependencies,
+    *,
+    owner_of: uuid.UUID | None = None,
+    roles: frozenset[str] = frozenset({ADMIN}),
 ) -> Account:
-    """The caller's account if it may act as an admin now, or as the owner of `owner_of`.
+    """The caller's account if it is active and holds `roles` now (an admin, by default), or
+    owns the account `owner_of`.
 
     Decided from the database at request time, never from the token's claims: a demoted or
     deactivated admin loses admin power with their next request, not when the token expires.
@@ -388,11 +393,12 @@ async def authorize(
         caller = await uow.accounts.get(caller_id)
     if caller is None or not caller.active:
         raise AccountUnusableError
-    if ADMIN in caller.roles or caller.id == owner_of:
+    if roles <= caller.roles or caller.id == owner_of:
         return caller
+    required = " and ".join(sorted(roles))
     if owner_of is None:
-        raise NotPermittedError("This operation requires the admin role.")
-    raise NotPermittedError("This operation requires the admin role or the account's owner.")
+        raise NotPermittedError(f"This operation requires the {required} role.")
+    raise NotPermittedError(f"This operation requires the {required} role or the account's owner.")
 
 
 async def deactivate_user(command: DeactivateUser, deps: Dependencies) -> None:

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.types import JSON
 
+from generated.auth.events import Publisher
 from services.auth import event_payloads
 from services.auth.domain import (
     EMAIL_KEY_MAX_LENGTH,
@@ -354,6 +355,8 @@ class SqlUnitOfWork:
         self._outbox = OutboxEventPublisher(
             self.session, outbox, clock=self._clock, signal=self._relay_signal
         )
+        # The contract's send operations, writing into the outbox in this transaction.
+        self._publisher = Publisher(self._outbox)
         return self
 
     async def __aexit__(
@@ -369,9 +372,7 @@ class SqlUnitOfWork:
 
     async def record(self, event: DomainEvent) -> None:
         sequence = await self.accounts.next_sequence(event.user_id)
-        await self._outbox.publish(
-            event_payloads.payload(event, sequence=sequence, at=self._clock())
-        )
+        await event_payloads.publish(self._publisher, event, sequence=sequence, at=self._clock())
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -5,12 +5,19 @@ crash between the two leaves neither.
 Every entry of a service's routing table (`services.kit.consumer.Routes`) is one of two
 wrappers: `IdempotentHandler`, which owns that transaction (`idempotent_routes`), or
 `SelfRecordingHandler`, for an effect that cannot run inside one transaction (sending an
-email) and so writes the record itself in its own final transaction."""
+email) and so writes the record itself in its own final transaction.
+
+A generated receiver's table (`generated/<service>/events.py`: `subscriptions(implementation)`,
+event type → `handler(event)`) is wrapped whole by `idempotent_subscriptions`: its handlers take
+only the event, and reach the session of the transaction they run in through the `Transaction`
+the receiver was given."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Uuid, insert, select
@@ -104,6 +111,64 @@ def idempotent_routes(
         kind: IdempotentHandler(consumer, sessions, table, effect, clock)
         for kind, effect in effects.items()
     }
+
+
+class Transaction:
+    """The session of the transaction in which an `IdempotentHandler` of
+    `idempotent_subscriptions` is applying an event, for the receiver that makes the effect:
+    the receiver is given this object when it is built, and reads `session` while it handles
+    an event. Each event is applied in its own context, so events in flight side by side each
+    see their own session."""
+
+    def __init__(self) -> None:
+        self._session: ContextVar[AsyncSession] = ContextVar("transaction")
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session of the event being applied; `LookupError` outside one."""
+        try:
+            return self._session.get()
+        except LookupError:
+            raise LookupError("no event is being applied here: no transaction") from None
+
+    @contextmanager
+    def bound(self, session: AsyncSession) -> Iterator[None]:
+        token = self._session.set(session)
+        try:
+            yield
+        finally:
+            self._session.reset(token)
+
+
+ReceiverHandler = Callable[[Event], Awaitable[bool]]
+"""A handler of a generated `subscriptions` table (true if the event changed anything)."""
+
+
+def idempotent_subscriptions(
+    consumer: str,
+    sessions: async_sessionmaker[AsyncSession],
+    table: Table,
+    transaction: Transaction,
+    subscriptions: Mapping[str, ReceiverHandler],
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, RoutedHandler]:
+    """`idempotent_routes` for a generated receiver's `subscriptions` table: each handler runs
+    inside the transaction that records the event, with `transaction.session` its session."""
+
+    def effect(handler: ReceiverHandler) -> Effect:
+        async def apply(event: Event, session: AsyncSession) -> None:
+            with transaction.bound(session):
+                await handler(event)
+
+        return apply
+
+    return idempotent_routes(
+        consumer,
+        sessions,
+        table,
+        {kind: effect(handler) for kind, handler in subscriptions.items()},
+        clock,
+    )
 
 
 SelfRecordingEffect = Callable[[Event], Awaitable[bool]]

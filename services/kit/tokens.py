@@ -23,13 +23,12 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-import httpx
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -316,6 +315,15 @@ def parse_jwks(document: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+class JwksFetcher(Protocol):
+    """Fetches the JSON Web Key Set a `JwksKeySource` answers from
+    (`services.kit.auth_client.AuthClient.jwks`: the auth service's `getJwks`)."""
+
+    async def __call__(self) -> Mapping[str, Any]:
+        """The set; `KeySourceUnavailableError` if it cannot be had."""
+        ...
+
+
 class StaticKeySource:
     """Answers from a fixed JSON Web Key Set (tests, and services given their keys up front)."""
 
@@ -350,7 +358,7 @@ class JwksKeySource:
 
     def __init__(
         self,
-        fetch: Callable[[], Awaitable[Mapping[str, Any]]],
+        fetch: JwksFetcher,
         *,
         min_refetch_interval: timedelta = timedelta(seconds=30),
         max_age: timedelta = timedelta(minutes=5),
@@ -418,38 +426,6 @@ class JwksKeySource:
         self._completed_fetches += 1
         self._keys = keys
         self._fetched_at = self._last_attempt_at
-
-
-class HttpJwksFetcher:
-    """Fetches a JSON Web Key Set over HTTP, e.g. the auth service's `/.well-known/jwks.json`."""
-
-    def __init__(self, client: httpx.AsyncClient, url: str, timeout: float) -> None:
-        self._client = client
-        self._url = url
-        self._timeout = timeout
-
-    async def __call__(self) -> dict[str, Any]:
-        try:
-            response = await self._client.get(
-                self._url, timeout=self._timeout, headers={"Accept": "application/json"}
-            )
-        except httpx.HTTPError as exc:
-            raise KeySourceUnavailableError(
-                f"the key set at {self._url} could not be fetched: {type(exc).__name__}"
-            ) from exc
-        if response.status_code != httpx.codes.OK:
-            raise KeySourceUnavailableError(
-                f"the key set at {self._url} answered {response.status_code}"
-            )
-        try:
-            document = response.json()
-        except ValueError as exc:
-            raise KeySourceUnavailableError(
-                f"the key set at {self._url} is not valid JSON"
-            ) from exc
-        if not isinstance(document, dict):
-            raise KeySourceUnavailableError(f"the key set at {self._url} is not a JSON object")
-        return document
 
 
 # PyJWT's errors, most specific first, and the reason each becomes.

@@ -1,6 +1,11 @@
-"""The HTTP face of `contracts/openapi/notification-service.yaml`: `listNotifications` (admin)
-and the health probes. Routes are thin: query parameters → command → handler → the generated
-response model. `build_router` binds them to the handlers' dependencies and the adapters.
+"""The HTTP API of `contracts/openapi/notification-service.yaml`, on the generated layer.
+
+`generated.notification.server.build_router` binds every operation of the contract (method,
+path, parameters, statuses) and admits each caller as the operation's `security` says, through
+the kit's `ContractAuthenticator`; this module supplies what the contract cannot:
+`NotificationApi`, the implementation of `NotificationServiceInterface` (query parameters →
+command → handler → generated response model), and `confirmed_roles`, the role authority that
+asks the auth service (the `RoleDirectory` port) to confirm a caller's roles at request time.
 """
 
 from __future__ import annotations
@@ -8,29 +13,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from typing import Final
 
 from generated.notification import models as api
+from generated.notification.responses import GetReadinessResponse
+from generated.notification.server import NotificationServiceInterface
+from generated.security import Caller
 from services.kit import cursors
-from services.kit.http import (
-    Problem,
-    ProblemError,
-    dependency_unavailable,
-    require_bearer_token,
-    unauthenticated,
-)
-from services.kit.tokens import (
-    AccessTokenClaims,
-    InvalidTokenError,
-    KeySourceUnavailableError,
-    TokenVerifier,
-)
+from services.kit.security import AuthorityUnavailableError, ConfirmedRoles
 from services.notification import handlers
 from services.notification.domain import (
-    ADMIN,
     ListNotifications,
     Notification,
     NotificationType,
@@ -39,58 +31,25 @@ from services.notification.domain import (
 )
 from services.notification.ports import EmailSender, RoleDirectory
 
-RETRY_AFTER_SECONDS = 5
-READY_CHECK_SECONDS = 3.0
+# Seconds a client is told to wait when a dependency (database, keys, roles) cannot be reached.
+RETRY_AFTER_SECONDS: Final = 5
+READY_CHECK_SECONDS: Final = 3.0
 
 
-# --- authentication and authorization --------------------------------------------------
+def confirmed_roles(directory: RoleDirectory | None) -> ConfirmedRoles:
+    """The role authority of the notification service: the token's roles, confirmed now by the
+    auth service through `directory` (None: the token's claim is trusted, in local mode
+    without a service credential)."""
+    if directory is None:
+        return ConfirmedRoles(None)
 
-
-def _unavailable(detail: str) -> ProblemError:
-    return ProblemError(dependency_unavailable(detail, RETRY_AFTER_SECONDS))
-
-
-class Security:
-    """The contract's `bearerAuth: [admin]`: a verified access token whose `roles` claim holds
-    `admin` and, when `roles` is given, whose subject the auth service confirms holds it now
-    (None: the claim is trusted, in local mode without a service credential)."""
-
-    def __init__(self, tokens: TokenVerifier, roles: RoleDirectory | None) -> None:
-        self._tokens = tokens
-        self._roles = roles
-
-    async def admin(self, request: Request) -> AccessTokenClaims:
-        """The verified claims of an admin's access token; 401, 403 or 503 otherwise."""
-        header = request.headers.get("authorization")
-        required = "A bearer access token is required."
-        token = require_bearer_token(
-            header and header.strip(), missing=required, malformed=required
-        )
+    async def lookup(user_id: uuid.UUID) -> frozenset[str]:
         try:
-            claims = await self._tokens.verify(token)
-        except InvalidTokenError as error:
-            raise unauthenticated(
-                f"The access token is refused: {error.reason}.", invalid_token=True
-            ) from None
-        except KeySourceUnavailableError:
-            raise _unavailable(
-                "The auth service's keys cannot be fetched to verify the access token."
-            ) from None
-        forbidden = ProblemError(
-            Problem.of(403, "forbidden", "Forbidden", "This operation requires the admin role.")
-        )
-        if ADMIN not in claims.roles:
-            raise forbidden
-        if self._roles is not None:
-            try:
-                roles = await self._roles.roles(claims.subject)
-            except RolesUnavailableError:
-                raise _unavailable(
-                    "The auth service cannot be reached to confirm the admin role."
-                ) from None
-            if ADMIN not in roles:
-                raise forbidden
-        return claims
+            return await directory.roles(str(user_id))
+        except RolesUnavailableError as error:
+            raise AuthorityUnavailableError(str(error)) from None
+
+    return ConfirmedRoles(lookup)
 
 
 # --- cursors ------------------------------------------------------------------------------
@@ -107,64 +66,64 @@ def decode_cursor(cursor: str) -> Position:
     return Position(*cursors.decode_cursor(cursor))
 
 
-# --- routes -------------------------------------------------------------------------------
+# --- the operations -------------------------------------------------------------------------
 
 
 def _item(entry: Notification) -> api.Notification:
-    return api.Notification.model_validate(
-        {
-            "id": entry.id,
-            "eventId": entry.event_id,
-            "userId": entry.user_id,
-            "type": entry.kind.value,
-            "channel": entry.channel,
-            "status": entry.status.value,
-            "recipient": entry.recipient,
-            "subject": entry.subject,
-            "reason": entry.reason,
-            "createdAt": entry.created_at,
-            "sentAt": entry.sent_at,
-        }
+    return api.Notification(
+        id=entry.id,
+        eventId=entry.event_id,
+        userId=entry.user_id,
+        type=api.NotificationType(entry.kind.value),
+        channel=entry.channel,
+        status=api.NotificationStatus(entry.status.value),
+        recipient=entry.recipient,
+        subject=entry.subject,
+        reason=entry.reason,
+        createdAt=entry.created_at,
+        sentAt=entry.sent_at,
     )
 
 
-def build_router(
-    deps: handlers.Dependencies,
-    security: Security,
-    database_ping: Callable[[], Awaitable[bool]],
-    sender: EmailSender,
-) -> APIRouter:
-    """The routes of the contract, bound to the handlers' dependencies and the adapters."""
-    router = APIRouter()
-    admin = Depends(security.admin)
+class NotificationApi(NotificationServiceInterface):
+    """The operations of the contract, on the handlers' dependencies and the adapters that the
+    readiness probe checks."""
 
-    @router.get("/api/v1/notifications")
+    def __init__(
+        self,
+        deps: handlers.Dependencies,
+        database_ping: Callable[[], Awaitable[bool]],
+        sender: EmailSender,
+    ) -> None:
+        self._deps = deps
+        self._database_ping = database_ping
+        self._sender = sender
+
     async def list_notifications(
-        _: AccessTokenClaims = admin,
-        user_id: Annotated[uuid.UUID | None, Query(alias="userId")] = None,
-        type_: Annotated[api.NotificationType | None, Query(alias="type")] = None,
-        limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        cursor: Annotated[str | None, Query(pattern=cursors.CURSOR_PATTERN)] = None,
-    ) -> JSONResponse:
-        kind = None if type_ is None else NotificationType(type_.value)
+        self,
+        *,
+        caller: Caller,
+        user_id: uuid.UUID | None,
+        type: api.NotificationType | None,
+        limit: int,
+        cursor: str | None,
+    ) -> api.NotificationPage:
+        kind = None if type is None else NotificationType(type.value)
         after = None if cursor is None else decode_cursor(cursor)
         query = ListNotifications(limit=limit, user_id=user_id, kind=kind, after=after)
-        page = await handlers.list_notifications(query, deps)
-        body = api.NotificationPage(
+        page = await handlers.list_notifications(query, self._deps)
+        return api.NotificationPage(
             items=[_item(entry) for entry in page.items],
             nextCursor=None if page.next is None else encode_cursor(page.next),
         )
-        return JSONResponse(body.model_dump(mode="json"))
 
-    @router.get("/health/live")
-    async def live() -> JSONResponse:
-        return JSONResponse(api.HealthStatus(status="ok").model_dump(mode="json"))
+    async def get_liveness(self) -> api.HealthStatus:
+        return api.HealthStatus(status="ok")
 
-    @router.get("/health/ready")
-    async def ready() -> JSONResponse:
+    async def get_readiness(self) -> GetReadinessResponse:
         results = await asyncio.gather(
-            asyncio.wait_for(database_ping(), READY_CHECK_SECONDS),
-            asyncio.wait_for(sender.ping(), READY_CHECK_SECONDS),
+            asyncio.wait_for(self._database_ping(), READY_CHECK_SECONDS),
+            asyncio.wait_for(self._sender.ping(), READY_CHECK_SECONDS),
             return_exceptions=True,
         )
         database, smtp = (result is True for result in results)
@@ -177,6 +136,4 @@ def build_router(
             status=api.ReadinessStatus.ok if healthy else api.ReadinessStatus.unavailable,
             checks=checks,
         )
-        return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
-
-    return router
+        return GetReadinessResponse(status=200 if healthy else 503, body=body)

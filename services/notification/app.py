@@ -20,19 +20,22 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 
+from generated.notification import server
 from services.kit import composition
+from services.kit.auth_client import AuthClient, ClientPolicy, jwks_base_url
 from services.kit.aws import BusLocation
 from services.kit.bus import EventConsumer
 from services.kit.composition import Close, ServiceAdapters, nothing
 from services.kit.consumer import Backoff, ConsumerOptions
 from services.kit.http import database_unavailable_problems
 from services.kit.retention import RetentionTask
-from services.kit.tokens import HttpJwksFetcher, JwksKeySource, TokenVerifier
+from services.kit.security import ContractAuthenticator
+from services.kit.tokens import JwksKeySource, TokenVerifier
 from services.notification import api, consumers, handlers
 from services.notification.mail import SmtpConfig, SmtpEmailSender
 from services.notification.ports import Database, EmailSender, RoleDirectory
 from services.notification.rendering import JinjaEmailComposer
-from services.notification.roles import HttpRoleDirectory
+from services.notification.roles import AuthServiceRoleDirectory
 from services.notification.settings import Settings
 from services.notification.storage import SqlNotificationDatabase
 
@@ -41,6 +44,8 @@ log = logging.getLogger("accord.notification")
 # A claim on an email lasts this many times the SMTP timeout: the sender bounds a whole SMTP
 # conversation to twice the timeout, so a live worker never loses its claim mid-send.
 CLAIM_LEASE_FACTOR = 3
+# The auth service is asked twice (once more after a failure worth trying again).
+ROLE_RETRIES = 1
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,10 @@ def build_adapters(settings: Settings, *, bus: BusLocation | None = None) -> Ada
     from the environment when None)."""
     bus = bus or BusLocation.detect()
     database = SqlNotificationDatabase(settings.database_url)
-    client = httpx.AsyncClient()
-    keys = JwksKeySource(HttpJwksFetcher(client, settings.jwks_url, settings.jwks_timeout_seconds))
+    keys_base_url = jwks_base_url(settings.jwks_url, "NOTIFICATION_JWKS_URL")
+    keys_http = httpx.AsyncClient(base_url=keys_base_url)
+    keys_policy = ClientPolicy(timeout=settings.jwks_timeout_seconds, retries=ROLE_RETRIES)
+    keys = JwksKeySource(AuthClient.over(keys_http, keys_policy).jwks)
     tokens = TokenVerifier(
         keys,
         issuer=settings.issuer,
@@ -94,13 +101,21 @@ def build_adapters(settings: Settings, *, bus: BusLocation | None = None) -> Ada
         max_lifetime=timedelta(seconds=settings.access_token_max_lifetime_seconds),
     )
     roles: RoleDirectory | None = None
+    roles_http = httpx.AsyncClient(base_url=settings.auth_service_url)
     key = settings.auth_service_api_key
     if key is not None:
-        timeout, cache = settings.auth_service_timeout_seconds, settings.role_cache_seconds
-        url = settings.auth_service_url
-        roles = HttpRoleDirectory(
-            client, url, key.get_secret_value(), timeout=timeout, cache_seconds=cache
+        policy = ClientPolicy(
+            timeout=settings.auth_service_timeout_seconds,
+            retries=ROLE_RETRIES,
+            cache_seconds=settings.role_cache_seconds,
         )
+        client = AuthClient.over(
+            roles_http,
+            policy,
+            service_api_key=key.get_secret_value(),
+            credential="NOTIFICATION_AUTH_SERVICE_API_KEY",
+        )
+        roles = AuthServiceRoleDirectory(client)
     else:
         log.warning(
             "NOTIFICATION_AUTH_SERVICE_API_KEY is not set: the admin role is taken from "
@@ -122,7 +137,7 @@ def build_adapters(settings: Settings, *, bus: BusLocation | None = None) -> Ada
         tokens=tokens,
         roles=roles,
         consumer=consumer,
-        close=composition.closing(close_bus, client.aclose, database.dispose),
+        close=composition.closing(close_bus, keys_http.aclose, roles_http.aclose, database.dispose),
     )
 
 
@@ -177,8 +192,13 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
 
     problems = database_unavailable_problems(api.RETRY_AFTER_SECONDS)
     app = composition.service_app(settings, lifespan, problems)
-    security = api.Security(parts.tokens, parts.roles)
-    app.include_router(api.build_router(deps, security, database.ping, parts.sender))
+    # Each operation's `security`, as the contract states it: a verified access token whose
+    # roles the auth service confirms now (`parts.roles`; None trusts the token, local mode).
+    authenticator = ContractAuthenticator(
+        parts.tokens, api.confirmed_roles(parts.roles), retry_after=api.RETRY_AFTER_SECONDS
+    )
+    implementation = api.NotificationApi(deps, database.ping, parts.sender)
+    app.include_router(server.build_router(implementation, authenticator))
     app.state.adapters = parts
     app.state.retention = retention
     return app

@@ -10,7 +10,6 @@ from enum import StrEnum
 from typing import Final
 from urllib.parse import urlencode
 
-ADMIN: Final = "admin"
 CHANNEL_EMAIL: Final = "email"
 
 

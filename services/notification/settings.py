@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from generated.notification import events
 from services.kit.retention import (
     DEFAULT_PROCESSED_EVENT_RETENTION_DAYS,
     check_processed_event_retention,
@@ -81,10 +82,10 @@ class Settings(ServiceSettings):
     auth_service_timeout_seconds: Seconds = 2.0
     role_cache_seconds: Annotated[float, Field(ge=0)] = 30.0
 
-    # Events: the SQS queue (the `receiveUserEvents` operation of the AsyncAPI document) and
-    # the consumer's tuning.
+    # Events: the SQS queue (by default the one the AsyncAPI document's receive operation names)
+    # and the consumer's tuning.
     consume: bool = True
-    queue: Stripped = "accord-notification-service"
+    queue: Stripped = events.QUEUE
     consumer_max_in_flight: Count = 10
     consumer_wait_seconds: Annotated[float, Field(ge=0, le=20)] = 20.0
     retry_backoff_base_seconds: Annotated[float, Field(ge=0)] = 1.0

@@ -1,29 +1,37 @@
-"""The HTTP API of `contracts/openapi/user-service.yaml`: routes from the generated request
-models to the handlers and back to the generated response models, the security requirements
-of each operation, and the problem each domain error becomes."""
+"""The HTTP API of `contracts/openapi/user-service.yaml`: `UserApi` implements the generated
+`UserServiceInterface`, from the generated request models to the handlers and back to the
+generated response models; the generated router binds it to the contract's routes and admits
+each caller by the operation's `security` (`authenticator`); each domain error becomes the
+problem the contract describes (`domain_problems`)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter
 from pydantic import BaseModel
 
+from generated.security import Caller as ContractCaller
 from generated.user import models as api
-from services.kit.cursors import CURSOR_PATTERN, decode_cursor, encode_cursor
+from generated.user import server
+from generated.user.responses import CreateAddressResponse, GetReadinessResponse
+from services.kit.cursors import decode_cursor, encode_cursor
 from services.kit.http import (
     Problem,
     ProblemError,
     ProblemFor,
     database_unavailable_problems,
     dependency_unavailable,
-    require_bearer_token,
-    unauthenticated,
     validation_problem,
 )
-from services.kit.tokens import InvalidTokenError, KeySourceUnavailableError
+from services.kit.security import (
+    AuthorityUnavailableError,
+    ConfirmedRoles,
+    ContractAuthenticator,
+    subject_of,
+)
 from services.user import handlers
 from services.user.domain import (
     CLEARABLE_ADDRESS_FIELDS,
@@ -46,7 +54,6 @@ from services.user.domain import (
 from services.user.ports import AccessTokenVerifier, RolesClient
 
 PREFIX: Final = "/api/v1/users"
-JSON: Final = "application/json"
 
 # Contract field → domain field.
 PROFILE_FIELD_NAMES: Final = {
@@ -90,6 +97,29 @@ def domain_problems(
     } | database_unavailable_problems(unavailable_retry_after)
 
 
+# --- security ---------------------------------------------------------------------------------
+
+
+def authenticator(
+    verifier: AccessTokenVerifier, roles: RolesClient, *, retry_after: int
+) -> ContractAuthenticator:
+    """The contract's `bearerAuth` requirements: the token verified here, the roles confirmed
+    by the auth service (the owner of the `x-owner-parameter` acts from the token alone)."""
+
+    async def lookup(user_id: uuid.UUID) -> frozenset[str] | None:
+        try:
+            return await roles.roles(user_id)
+        except DependencyUnavailableError:
+            raise AuthorityUnavailableError from None
+
+    return ContractAuthenticator(verifier, ConfirmedRoles(lookup), retry_after=retry_after)
+
+
+def _caller(caller: ContractCaller) -> Caller:
+    """The domain's caller: the token's user and roles (authorized already)."""
+    return Caller(subject_of(caller), caller.roles)
+
+
 # --- cursors ----------------------------------------------------------------------------------
 
 
@@ -105,17 +135,9 @@ def page_position(cursor: str) -> PagePosition:
 
 # --- responses --------------------------------------------------------------------------------
 
-
-def _json(
-    model: BaseModel, status_code: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
-    return Response(
-        model.model_dump_json(), status_code=status_code, headers=headers, media_type=JSON
-    )
-
-
 # Responses are built from stored values, which were validated on their way in: building the
-# models without validating them again (`model_construct`) keeps the hot read path short.
+# models without validating them again (`model_construct`) keeps the hot read path short. The
+# keyword arguments are checked all the same, by mypy against the generated models.
 
 
 def profile_model(profile: Profile) -> api.Profile:
@@ -164,113 +186,51 @@ def _changes(body: BaseModel, names: Mapping[str, str]) -> dict[str, Any]:
     return {names[name]: getattr(body, name) for name in sent}
 
 
-# --- security ---------------------------------------------------------------------------------
-
-UserIdPath = Annotated[uuid.UUID, Path(alias="userId")]
-AddressIdPath = Annotated[uuid.UUID, Path(alias="addressId")]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN)]
+# --- the operations ---------------------------------------------------------------------------
 
 
-class Security:
-    """The contract's `bearerAuth` requirements: authentication from the token, authorization
-    by the handlers' rules (the owner, or an admin the auth service confirms)."""
+class UserApi(server.UserServiceInterface):
+    """The operations of the contract over the handlers. The generated router has admitted the
+    caller already (the owner, or a confirmed admin, as each operation's `security` says)."""
 
     def __init__(
-        self, verifier: AccessTokenVerifier, deps: handlers.Dependencies, retry_after: int
+        self,
+        deps: handlers.Dependencies,
+        database_ready: Callable[[], Awaitable[bool]],
+        roles: RolesClient,
     ) -> None:
-        self._verifier = verifier
         self._deps = deps
-        self._retry_after = retry_after
+        self._database_ready = database_ready
+        self._roles = roles
 
-    async def caller(self, request: Request) -> Caller:
-        """Any authenticated user."""
-        token = require_bearer_token(request.headers.get("authorization"))
-        try:
-            claims = await self._verifier.verify(token)
-        except InvalidTokenError as error:
-            raise unauthenticated(
-                f"The access token was refused: {error.reason}.", invalid_token=True
-            ) from None
-        except KeySourceUnavailableError:
-            raise ProblemError(
-                dependency_unavailable(
-                    "The keys that verify access tokens cannot be fetched from the auth service.",
-                    self._retry_after,
-                )
-            ) from None
-        try:
-            user_id = uuid.UUID(claims.subject)
-        except ValueError:
-            raise unauthenticated("The access token names no user.", invalid_token=True) from None
-        return Caller(user_id, frozenset(claims.roles))
-
-    async def owner_or_admin(self, request: Request) -> Caller:
-        """`bearerAuth: [admin]` with `x-owner-parameter: userId`."""
-        caller = await self.caller(request)
-        # Read from the path here rather than declared as a parameter, so that the credentials
-        # are checked first; a `userId` that is not a UUID is left to the route's 422.
-        try:
-            user_id = uuid.UUID(request.path_params["userId"])
-        except (KeyError, ValueError):
-            return caller
-        await handlers.authorize(caller, user_id, self._deps)
-        return caller
-
-    async def admin(self, request: Request) -> Caller:
-        """`bearerAuth: [admin]`."""
-        caller = await self.caller(request)
-        await handlers.authorize_admin(caller, self._deps)
-        return caller
-
-
-# --- routes -----------------------------------------------------------------------------------
-
-
-def build_router(
-    deps: handlers.Dependencies,
-    security: Security,
-    database_ready: Callable[[], Awaitable[bool]],
-    roles: RolesClient,
-) -> APIRouter:
-    """The routes of the contract, bound to the handlers' dependencies."""
-    router = APIRouter()
-    # Credentials are checked as dependencies, before the request body is validated. (Given
-    # as defaults: annotations naming these local aliases could not be resolved by FastAPI.)
-    owner_or_admin = Depends(security.owner_or_admin)
-    admin = Depends(security.admin)
-
-    @router.get(PREFIX)
-    async def list_users(limit: Limit = 20, cursor: Cursor = None, _: Caller = admin) -> Response:
+    async def list_users(
+        self, *, caller: ContractCaller, limit: int, cursor: str | None
+    ) -> api.ProfilePage:
         after = None if cursor is None else page_position(cursor)
-        page = await handlers.list_profiles(ListProfiles(limit, after), deps)
-        return _json(
-            api.ProfilePage(
-                items=[profile_model(profile) for profile in page.items],
-                nextCursor=None if page.next is None else page_cursor(page.next),
-            )
+        page = await handlers.list_profiles(ListProfiles(limit, after), self._deps)
+        return api.ProfilePage(
+            items=[profile_model(profile) for profile in page.items],
+            nextCursor=None if page.next is None else page_cursor(page.next),
         )
 
-    @router.get(PREFIX + "/{userId}")
-    async def get_user_profile(user_id: UserIdPath, caller: Caller = owner_or_admin) -> Response:
-        return _json(profile_model(await handlers.get_profile(caller, user_id, deps)))
+    async def get_user_profile(self, *, caller: ContractCaller, user_id: uuid.UUID) -> api.Profile:
+        return profile_model(await handlers.get_profile(_caller(caller), user_id, self._deps))
 
-    @router.patch(PREFIX + "/{userId}")
     async def update_user_profile(
-        user_id: UserIdPath, body: api.UpdateProfileRequest, caller: Caller = owner_or_admin
-    ) -> Response:
+        self, *, caller: ContractCaller, user_id: uuid.UUID, body: api.UpdateProfileRequest
+    ) -> api.Profile:
         command = UpdateProfile(user_id, _changes(body, PROFILE_FIELD_NAMES))
-        return _json(profile_model(await handlers.update_profile(caller, command, deps)))
+        return profile_model(await handlers.update_profile(_caller(caller), command, self._deps))
 
-    @router.get(PREFIX + "/{userId}/addresses")
-    async def list_addresses(user_id: UserIdPath, caller: Caller = owner_or_admin) -> Response:
-        found = await handlers.list_addresses(caller, user_id, deps)
-        return _json(api.AddressList(items=[address_model(address) for address in found]))
+    async def list_addresses(
+        self, *, caller: ContractCaller, user_id: uuid.UUID
+    ) -> api.AddressList:
+        found = await handlers.list_addresses(_caller(caller), user_id, self._deps)
+        return api.AddressList(items=[address_model(address) for address in found])
 
-    @router.post(PREFIX + "/{userId}/addresses", status_code=201)
     async def create_address(
-        user_id: UserIdPath, body: api.CreateAddressRequest, caller: Caller = owner_or_admin
-    ) -> Response:
+        self, *, caller: ContractCaller, user_id: uuid.UUID, body: api.CreateAddressRequest
+    ) -> CreateAddressResponse:
         command = CreateAddress(
             user_id=user_id,
             label=body.label,
@@ -281,22 +241,27 @@ def build_router(
             postal_code=body.postalCode,
             country=body.country,
         )
-        address = await handlers.create_address(caller, command, deps)
-        return _json(address_model(address), 201, headers={"Location": address_location(address)})
+        address = await handlers.create_address(_caller(caller), command, self._deps)
+        return CreateAddressResponse(address_model(address), address_location(address))
 
-    @router.get(PREFIX + "/{userId}/addresses/{addressId}")
     async def get_address(
-        user_id: UserIdPath, address_id: AddressIdPath, _: Caller = owner_or_admin
-    ) -> Response:
-        return _json(address_model(await handlers.get_address(user_id, address_id, deps)))
+        self, *, caller: ContractCaller, user_id: uuid.UUID, address_id: uuid.UUID
+    ) -> api.Address:
+        return address_model(await handlers.get_address(user_id, address_id, self._deps))
 
-    @router.patch(PREFIX + "/{userId}/addresses/{addressId}")
+    async def delete_address(
+        self, *, caller: ContractCaller, user_id: uuid.UUID, address_id: uuid.UUID
+    ) -> None:
+        await handlers.delete_address(DeleteAddress(user_id, address_id), self._deps)
+
     async def update_address(
-        user_id: UserIdPath,
-        address_id: AddressIdPath,
+        self,
+        *,
+        caller: ContractCaller,
+        user_id: uuid.UUID,
+        address_id: uuid.UUID,
         body: api.UpdateAddressRequest,
-        _: Caller = owner_or_admin,
-    ) -> Response:
+    ) -> api.Address:
         changes = _changes(body, ADDRESS_FIELD_NAMES)
         cleared = [
             name
@@ -311,24 +276,15 @@ def build_router(
                 )
             )
         command = UpdateAddress(user_id, address_id, changes)
-        return _json(address_model(await handlers.update_address(command, deps)))
+        return address_model(await handlers.update_address(command, self._deps))
 
-    @router.delete(PREFIX + "/{userId}/addresses/{addressId}", status_code=204)
-    async def delete_address(
-        user_id: UserIdPath, address_id: AddressIdPath, _: Caller = owner_or_admin
-    ) -> Response:
-        await handlers.delete_address(DeleteAddress(user_id, address_id), deps)
-        return Response(status_code=204)
+    async def get_liveness(self) -> api.HealthStatus:
+        return api.HealthStatus(status="ok")
 
-    @router.get("/health/live")
-    async def get_liveness() -> Response:
-        return _json(api.HealthStatus(status="ok"))
-
-    @router.get("/health/ready")
-    async def get_readiness() -> Response:
+    async def get_readiness(self) -> GetReadinessResponse:
         checks = {
-            "database": await database_ready(),
-            "authService": await roles.reachable(),
+            "database": await self._database_ready(),
+            "authService": await self._roles.reachable(),
         }
         ready = all(checks.values())
         readiness = api.Readiness(
@@ -338,6 +294,18 @@ def build_router(
                 for name, ok in checks.items()
             },
         )
-        return _json(readiness, 200 if ready else 503)
+        return GetReadinessResponse(200 if ready else 503, readiness)
 
-    return router
+
+def build_router(
+    deps: handlers.Dependencies,
+    verifier: AccessTokenVerifier,
+    database_ready: Callable[[], Awaitable[bool]],
+    *,
+    retry_after: int,
+) -> APIRouter:
+    """The contract's routes (generated), bound to `UserApi` and admitted by `authenticator`."""
+    return server.build_router(
+        UserApi(deps, database_ready, deps.roles),
+        authenticator(verifier, deps.roles, retry_after=retry_after),
+    )

@@ -13,15 +13,16 @@ import httpx
 from fastapi import FastAPI
 
 from services.kit import composition
+from services.kit.auth_client import AuthClient, ClientPolicy, jwks_base_url
 from services.kit.bus import EventConsumer
 from services.kit.composition import Close, ServiceAdapters
 from services.kit.consumer import ConsumerOptions
 from services.kit.retention import RetentionTask
 from services.kit.sqs import QueueNotFoundError
-from services.kit.tokens import HttpJwksFetcher, JwksKeySource, TokenVerifier, now_utc
+from services.kit.tokens import JwksKeySource, TokenVerifier, now_utc
 from services.user import api, consumers, handlers
 from services.user.ports import AccessTokenVerifier, RolesClient
-from services.user.roles import HttpRolesClient
+from services.user.roles import AuthServiceRoles
 from services.user.settings import Settings
 from services.user.storage import SqlUserStore
 from services.user.verification import CachingTokenVerifier
@@ -43,9 +44,18 @@ class Adapters(ServiceAdapters):
 def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_utc) -> Adapters:
     """The real adapters: the configured database, the auth service over HTTP (keys and
     roles), and the service's queue on SQS (or an in-memory one)."""
-    http = httpx.AsyncClient(headers={"User-Agent": "accord-user-service"})
+    policy = ClientPolicy(
+        timeout=settings.auth_service_timeout_seconds,
+        retries=settings.auth_service_retries,
+        cache_seconds=settings.roles_cache_seconds,
+    )
+    headers = {"User-Agent": "accord-user-service"}
+    http = httpx.AsyncClient(base_url=settings.auth_service_url, headers=headers)
+    keys_http = httpx.AsyncClient(
+        base_url=jwks_base_url(settings.jwks_endpoint, "USER_JWKS_URL"), headers=headers
+    )
     keys = JwksKeySource(
-        HttpJwksFetcher(http, settings.jwks_endpoint, settings.auth_service_timeout_seconds),
+        AuthClient.over(keys_http, policy).jwks,
         min_refetch_interval=timedelta(seconds=settings.jwks_refetch_seconds),
         clock=clock,
     )
@@ -62,17 +72,17 @@ def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_ut
             ),
             clock=clock,
         ),
-        roles=HttpRolesClient(
-            http,
-            settings.auth_service_url,
-            settings.auth_service_api_key.get_secret_value(),
-            timeout=settings.auth_service_timeout_seconds,
-            retries=settings.auth_service_retries,
-            cache_seconds=settings.roles_cache_seconds,
+        roles=AuthServiceRoles(
+            AuthClient.over(
+                http,
+                policy,
+                service_api_key=settings.auth_service_api_key.get_secret_value(),
+                credential="USER_AUTH_SERVICE_API_KEY (the auth service's AUTH_SERVICE_API_KEY)",
+            )
         ),
         consumer=consumer,
         clock=clock,
-        close=composition.closing(http.aclose, close_bus),
+        close=composition.closing(http.aclose, keys_http.aclose, close_bus),
     )
 
 
@@ -93,7 +103,6 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
     consumers.subscribe(
         parts.consumer, consumers.event_handlers(store, parts.clock, roles=parts.roles)
     )
-    security = api.Security(parts.verifier, deps, settings.unavailable_retry_after_seconds)
     retention = RetentionTask(
         lambda: store.prune(timedelta(days=settings.processed_event_retention_days), parts.clock()),
         interval=settings.prune_interval_seconds,
@@ -131,7 +140,14 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         unavailable_retry_after=settings.unavailable_retry_after_seconds,
     )
     app = composition.service_app(settings, lifespan, problems)
-    app.include_router(api.build_router(deps, security, store.ping, parts.roles))
+    app.include_router(
+        api.build_router(
+            deps,
+            parts.verifier,
+            store.ping,
+            retry_after=settings.unavailable_retry_after_seconds,
+        )
+    )
     app.state.adapters = parts
     app.state.retention = retention
     return app

@@ -1,9 +1,10 @@
 """The receive operation `receiveUserEvents` of `contracts/asyncapi/user-service.yaml`:
-`user.created` and `user.deactivated` from the service's queue to the handlers.
+`UserEvents` implements the generated `Receiver` (one method per message the operation takes),
+and the generated `subscriptions` table routes each event type to it.
 
 Each event's effect commits in one transaction with its `(consumer, eventId)` record
-(`IdempotentHandler`), so a redelivered event is acknowledged without a second effect; the
-handlers' `sequence` rules make the outcome independent of the order of delivery.
+(`idempotent_subscriptions`), so a redelivered event is acknowledged without a second effect;
+the handlers' `sequence` rules make the outcome independent of the order of delivery.
 """
 
 from __future__ import annotations
@@ -13,20 +14,55 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
+from generated.events import catalog
 from generated.events import models as events
+from generated.user import events as receiver
 from services.kit.bus import Delivery, EventConsumer
-from services.kit.consumer import RoutedHandler, Routes, event_type, subscribe_routes
-from services.kit.database import AsyncSession
+from services.kit.consumer import RoutedHandler, Routes, subscribe_routes
 from services.kit.events import Event
-from services.kit.idempotency import idempotent_routes
+from services.kit.idempotency import Transaction, idempotent_subscriptions
 from services.user import handlers
 from services.user.domain import UserCreated, UserDeactivated
 from services.user.ports import RolesClient
 from services.user.storage import SqlUserStore, processed_events
 
 CONSUMER: Final = "user-service"
-USER_CREATED: Final = event_type(events.UserCreatedPayload)
-USER_DEACTIVATED: Final = event_type(events.UserDeactivatedPayload)
+QUEUE: Final = receiver.QUEUE
+FILTER_POLICY: Final = receiver.FILTER_POLICY
+USER_CREATED: Final = catalog.USER_CREATED
+USER_DEACTIVATED: Final = catalog.USER_DEACTIVATED
+
+
+class UserEvents(receiver.Receiver):
+    """The user service's handlers of the auth service's events, each applied inside the
+    transaction `transaction` holds. A deactivation also drops the cached roles of the user,
+    so that a deactivated admin is refused as soon as the event arrives rather than when the
+    cache expires."""
+
+    def __init__(
+        self,
+        store: SqlUserStore,
+        transaction: Transaction,
+        clock: Callable[[], datetime],
+        roles: RolesClient | None = None,
+    ) -> None:
+        self._store = store
+        self._transaction = transaction
+        self._clock = clock
+        self._roles = roles
+
+    async def on_user_created(self, event: events.UserCreatedPayload) -> bool:
+        created = UserCreated(event.userId, str(event.email), event.sequence)
+        ledger = self._store.ledger(self._transaction.session)
+        return await handlers.record_user_created(created, ledger, self._clock())
+
+    async def on_user_deactivated(self, event: events.UserDeactivatedPayload) -> bool:
+        deactivated = UserDeactivated(event.userId, event.sequence)
+        ledger = self._store.ledger(self._transaction.session)
+        changed = await handlers.record_user_deactivated(deactivated, ledger, self._clock())
+        if self._roles is not None:
+            self._roles.evict(event.userId)
+        return changed
 
 
 class OneAtATime:
@@ -47,34 +83,16 @@ class OneAtATime:
 def event_handlers(
     store: SqlUserStore, clock: Callable[[], datetime], roles: RolesClient | None = None
 ) -> Routes:
-    """The routing table of the user service: each event type it receives → its handler, every
-    one an `IdempotentHandler`. A deactivation also drops the cached roles of the user, so
-    that a deactivated admin is refused as soon as the event arrives rather than when the
-    cache expires."""
-
-    async def on_user_created(event: Event, session: AsyncSession) -> None:
-        if not isinstance(event, events.UserCreatedPayload):
-            raise TypeError(f"expected user.created, got {event.eventType}")
-        created = UserCreated(event.userId, str(event.email), event.sequence)
-        await handlers.record_user_created(created, store.ledger(session), clock())
-
-    async def on_user_deactivated(event: Event, session: AsyncSession) -> None:
-        if not isinstance(event, events.UserDeactivatedPayload):
-            raise TypeError(f"expected user.deactivated, got {event.eventType}")
-        deactivated = UserDeactivated(event.userId, event.sequence)
-        await handlers.record_user_deactivated(deactivated, store.ledger(session), clock())
-        if roles is not None:
-            roles.evict(event.userId)
-
-    routes = idempotent_routes(
+    """The routing table of the user service: the generated `subscriptions` of `UserEvents`
+    (each event type it receives → its handler), every entry an `IdempotentHandler`."""
+    transaction = Transaction()
+    routes = idempotent_subscriptions(
         CONSUMER,
         store.sessions,
         processed_events,
-        {
-            # Sequence-checked: the newest event wins whatever the order of delivery (domain).
-            USER_CREATED: on_user_created,
-            USER_DEACTIVATED: on_user_deactivated,
-        },
+        transaction,
+        # Sequence-checked: the newest event wins whatever the order of delivery (domain).
+        receiver.subscriptions(UserEvents(store, transaction, clock, roles)),
         clock,
     )
     if not store.one_writer_at_a_time:

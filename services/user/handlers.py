@@ -5,9 +5,10 @@ PostgreSQL or fakes.
 Authorization follows the contract: the owner (the token's subject) may act on their own
 profile from the token alone; anyone else needs the `admin` role, claimed by the token *and*
 confirmed by the auth service, so a revoked admin is refused as soon as the roles cache
-expires. When the auth service cannot answer, only the admin path fails (503). The HTTP layer
-calls `authorize` or `authorize_admin` first (before it reads the request body); the use cases
-after them take the caller as authorized.
+expires. When the auth service cannot answer, only the admin path fails (503). In the HTTP
+API this rule is enforced before the use cases run, from each operation's `security` in the
+contract (the generated router and the kit's `ConfirmedRoles`); `authorize` states the same
+rule for the domain. The use cases take the caller as authorized.
 
 "Not yet" or "never": a profile that does not exist is *pending* (the `user.created` event is
 still in flight) when the user is known to exist: the caller is that user, or the auth service
@@ -70,13 +71,6 @@ async def authorize(caller: Caller, user_id: uuid.UUID, deps: Dependencies) -> A
         raise ForbiddenError("Only the owner or an admin may access this profile.")
     await _confirm_admin(caller, deps)
     return Access.ADMIN
-
-
-async def authorize_admin(caller: Caller, deps: Dependencies) -> None:
-    """`bearerAuth: [admin]`: the token claims `admin` and the auth service confirms it."""
-    if not caller.claims_admin:
-        raise ForbiddenError("This operation requires the admin role.")
-    await _confirm_admin(caller, deps)
 
 
 async def _confirm_admin(caller: Caller, deps: Dependencies) -> None:

@@ -15,6 +15,7 @@ import httpx
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from generated.user.events import QUEUE
 from services.kit.retention import (
     DEFAULT_PROCESSED_EVENT_RETENTION_DAYS,
     check_processed_event_retention,
@@ -63,7 +64,7 @@ class Settings(ServiceSettings):
     access_token_max_lifetime_seconds: Annotated[int, Field(ge=1)] = 900
 
     # Events: the queue of the AsyncAPI operation `receiveUserEvents`.
-    queue: NotBlank = "accord-user-service"
+    queue: NotBlank = QUEUE
     # Events received and in hand at once (SQS hands out at most 10 per receive). On SQLite
     # their transactions still run one at a time, as SQLite's writers do anyway.
     consumer_max_in_flight: Annotated[int, Field(ge=1, le=100)] = 10

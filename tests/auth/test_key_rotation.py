@@ -30,11 +30,11 @@ from services.auth.keyring import (
     signing_keys,
 )
 from services.auth.settings import Settings, SettingsError, load_settings
+from services.kit import auth_client
 from services.kit.events import encode
 from services.kit.memory import InMemoryBroker, InMemoryEventConsumer
 from services.kit.tokens import (
     DEFAULT_LEEWAY,
-    HttpJwksFetcher,
     JwksKeySource,
     SigningKey,
     TokenIssuer,
@@ -403,7 +403,7 @@ async def user_service(
     fetched over HTTP from the running auth service."""
     settings = user_settings(f"sqlite:///{database}", queue=queue)
     keys = JwksKeySource(
-        HttpJwksFetcher(auth.http, "http://auth/.well-known/jwks.json", 1.0),
+        auth_client.AuthClient.over(auth.http, auth_client.ClientPolicy(timeout=1.0)).jwks,
         min_refetch_interval=timedelta(seconds=settings.jwks_refetch_seconds),
         clock=clock,
     )

@@ -1,6 +1,7 @@
-"""`accord mock` over real HTTP: the user service's production auth clients (`HttpRolesClient`,
-`HttpJwksFetcher` behind `JwksKeySource`) read the auth contract's examples from the mock served
-by uvicorn, and the command itself starts and answers."""
+"""`accord mock` over real HTTP: the user service's production auth clients (`AuthServiceRoles`,
+and `AuthClient.jwks` behind `JwksKeySource`: the kit's client policy around the generated auth
+client) read the auth contract's examples from the mock served by uvicorn, and the command
+itself starts and answers."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from harness.mock.http import build_app
-from services.kit.tokens import HttpJwksFetcher, JwksKeySource
-from services.user.roles import HttpRolesClient
+from services.kit.auth_client import AuthClient, ClientPolicy
+from services.kit.tokens import JwksKeySource
+from services.user.roles import AuthServiceRoles
 from tests.conftest import REPOSITORY
 from tests.contract.served import _uvicorn, free_port
 
@@ -34,8 +36,9 @@ def auth_mock() -> Iterator[str]:
 async def test_the_production_roles_client_reads_the_contracts_example_roles_from_the_mock(
     auth_mock: str,
 ) -> None:
-    async with httpx.AsyncClient() as http:
-        roles = HttpRolesClient(http, auth_mock, "any-service-key", retries=0)
+    async with httpx.AsyncClient(base_url=auth_mock) as http:
+        policy = ClientPolicy(retries=0)
+        roles = AuthServiceRoles(AuthClient.over(http, policy, service_api_key="any-service-key"))
         assert await roles.roles(EXAMPLE_USER) == frozenset({"user"})
         assert await roles.reachable()
 
@@ -43,9 +46,8 @@ async def test_the_production_roles_client_reads_the_contracts_example_roles_fro
 async def test_the_production_key_source_reads_the_contracts_example_key_set_from_the_mock(
     auth_mock: str,
 ) -> None:
-    async with httpx.AsyncClient() as http:
-        fetcher = HttpJwksFetcher(http, f"{auth_mock}/.well-known/jwks.json", timeout=5)
-        source = JwksKeySource(fetcher)
+    async with httpx.AsyncClient(base_url=auth_mock) as http:
+        source = JwksKeySource(AuthClient.over(http, ClientPolicy(timeout=5)).jwks)
         key = await source.key("2026-11-a")
         assert isinstance(key, Ed25519PublicKey)
         assert await source.key("no-such-kid") is None

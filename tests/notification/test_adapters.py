@@ -14,6 +14,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.kit.auth_client import AuthClient, ClientPolicy
 from services.notification.api import decode_cursor, encode_cursor
 from services.notification.domain import (
     EmailDeliveryError,
@@ -25,7 +26,7 @@ from services.notification.domain import (
 )
 from services.notification.mail import SmtpConfig, SmtpEmailSender
 from services.notification.rendering import JinjaEmailComposer
-from services.notification.roles import HttpRoleDirectory
+from services.notification.roles import AuthServiceRoleDirectory
 from tests.notification.support import MailServer, free_port
 
 EXPIRES = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
@@ -178,9 +179,11 @@ class AuthService:
         return answer
 
 
-def directory(auth: AuthService, **options: float) -> HttpRoleDirectory:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(auth))
-    return HttpRoleDirectory(client, "http://auth.test/", "service-key-0123456789", **options)  # type: ignore[arg-type]
+def directory(auth: AuthService, **options: float) -> AuthServiceRoleDirectory:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(auth), base_url="http://auth.test/")
+    policy = ClientPolicy(timeout=2.0, retries=1, **options)
+    client = AuthClient.over(http, policy, service_api_key="service-key-0123456789")
+    return AuthServiceRoleDirectory(client)
 
 
 def roles_body(user_id: str, *roles: str) -> httpx.Response:

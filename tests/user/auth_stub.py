@@ -70,7 +70,8 @@ class AuthStub:
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         if request.path == "/.well-known/jwks.json":
-            self._answer(request, 200, self.key_set)
+            # `Cache-Control` is a required header of `getJwks`.
+            self._answer(request, 200, self.key_set, {"Cache-Control": "public, max-age=25"})
             return
         if request.path == "/health/live":
             self._answer(request, 200, {"status": "ok"})
@@ -96,12 +97,19 @@ class AuthStub:
         self._answer(request, 200, {"userId": user_id, "roles": self.roles[user_id]})
 
     @staticmethod
-    def _answer(request: BaseHTTPRequestHandler, status: int, body: Mapping[str, Any]) -> None:
+    def _answer(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         payload = json.dumps(body).encode()
         try:
             request.send_response(status)
             request.send_header("Content-Type", "application/json")
             request.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                request.send_header(name, value)
             request.end_headers()
             request.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):

@@ -1,6 +1,7 @@
-"""The user service and the auth service over real HTTP: `HttpRolesClient` (service key,
-timeout, bounded retries, cache) against a stub auth service on a real socket, and the whole
-service fetching its keys and roles from it, before and after the auth service goes down."""
+"""The user service and the auth service over real HTTP: `AuthServiceRoles` over the kit's
+client policy (service key, timeout, bounded retries, cache) against a stub auth service on a
+real socket, and the whole service fetching its keys and roles from it, before and after the
+auth service goes down."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from generated.auth.client import AuthServiceClient
 from generated.events import models as events
+from services.kit.auth_client import AuthClient, ClientPolicy
 from services.kit.bus import Delivery
 from services.kit.events import encode
 from services.kit.memory import InMemoryBroker, InMemoryEventConsumer
@@ -23,7 +26,7 @@ from services.kit.topology import QueueSpec
 from services.user import consumers
 from services.user.app import build_adapters
 from services.user.domain import DependencyUnavailableError
-from services.user.roles import HttpRolesClient
+from services.user.roles import AuthServiceRoles
 from services.user.storage import SqlUserStore
 from tests import factories
 from tests.user.auth_stub import AuthStub, Failure, closed_port_url
@@ -47,8 +50,8 @@ def auth(tokens: Tokens) -> Iterator[AuthStub]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http(auth: AuthStub) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=auth.url) as client:
         yield client
 
 
@@ -61,26 +64,30 @@ class Clock:
 
 
 def roles_client(
-    http: httpx.AsyncClient, url: str, *, key: str = SERVICE_KEY, **options: float
-) -> HttpRolesClient:
-    settings: dict[str, float] = {"timeout": 0.3, "retries": 2, "retry_delay": 0.01}
+    http: httpx.AsyncClient,
+    *,
+    key: str = SERVICE_KEY,
+    clock: Clock | None = None,
+    **options: float,
+) -> AuthServiceRoles:
+    """`http`'s base URL is the auth service's."""
+    settings: dict[str, float] = {"timeout": 0.3, "retries": 2, "backoff": 0.01}
     settings.update(options)
-    return HttpRolesClient(
-        http,
-        url,
-        key,
+    policy = ClientPolicy(
         timeout=settings["timeout"],
         retries=int(settings["retries"]),
-        retry_delay=settings["retry_delay"],
+        backoff=settings["backoff"],
         cache_seconds=settings.get("cache_seconds", 10.0),
     )
+    client = AuthServiceClient(http, service_api_key=key)
+    return AuthServiceRoles(AuthClient(client, policy, clock=clock or time.monotonic))
 
 
 async def test_roles_are_read_with_the_service_key(auth: AuthStub, http: httpx.AsyncClient) -> None:
     user_id = uuid.uuid4()
     auth.roles[str(user_id)] = ["user", "admin"]
 
-    roles = await roles_client(http, auth.url).roles(user_id)
+    roles = await roles_client(http).roles(user_id)
 
     assert roles == frozenset({"user", "admin"})
     assert auth.roles_requests == [SERVICE_KEY]
@@ -89,7 +96,7 @@ async def test_roles_are_read_with_the_service_key(auth: AuthStub, http: httpx.A
 async def test_a_user_the_auth_service_does_not_know_has_no_roles(
     auth: AuthStub, http: httpx.AsyncClient
 ) -> None:
-    assert await roles_client(http, auth.url).roles(uuid.uuid4()) is None
+    assert await roles_client(http).roles(uuid.uuid4()) is None
 
 
 async def test_an_answer_is_reused_until_the_cache_expires(
@@ -98,7 +105,7 @@ async def test_an_answer_is_reused_until_the_cache_expires(
     user_id = uuid.uuid4()
     auth.roles[str(user_id)] = ["user", "admin"]
     clock = Clock()
-    client = HttpRolesClient(http, auth.url, SERVICE_KEY, cache_seconds=10, clock=clock)
+    client = roles_client(http, cache_seconds=10, clock=clock)
 
     await client.roles(user_id)
     clock.now += 9
@@ -118,7 +125,7 @@ async def test_a_deactivation_event_drops_the_cached_roles_of_its_user(
     admin, other = uuid.uuid4(), uuid.uuid4()
     auth.roles[str(admin)] = ["user", "admin"]
     auth.roles[str(other)] = ["user", "admin"]
-    client = HttpRolesClient(http, auth.url, SERVICE_KEY, cache_seconds=3600, clock=Clock())
+    client = roles_client(http, cache_seconds=3600, clock=Clock())
     store = SqlUserStore(database_url)
     await store.migrate()
     try:
@@ -154,7 +161,7 @@ async def test_a_5xx_is_retried_and_the_next_answer_used(
     auth.roles[str(user_id)] = ["user"]
     auth.failures.extend([Failure(status=503), Failure(status=500)])
 
-    roles = await roles_client(http, auth.url).roles(user_id)
+    roles = await roles_client(http).roles(user_id)
 
     assert roles == frozenset({"user"})
     assert len(auth.roles_requests) == 3
@@ -168,7 +175,7 @@ async def test_a_slow_answer_times_out_and_is_retried(
     auth.failures.append(Failure(delay=2.0))
     started = time.perf_counter()
 
-    roles = await roles_client(http, auth.url, timeout=0.2).roles(user_id)
+    roles = await roles_client(http, timeout=0.2).roles(user_id)
 
     assert roles == frozenset({"user"})
     assert time.perf_counter() - started < 1.5
@@ -182,27 +189,26 @@ async def test_an_auth_service_that_keeps_failing_costs_a_bounded_number_of_atte
     started = time.perf_counter()
 
     with pytest.raises(DependencyUnavailableError):
-        await roles_client(http, auth.url, timeout=0.1, retries=2).roles(uuid.uuid4())
+        await roles_client(http, timeout=0.1, retries=2).roles(uuid.uuid4())
 
     assert len(auth.roles_requests) == 3
     assert time.perf_counter() - started < 1.0
 
 
-async def test_an_auth_service_that_is_not_listening_is_unavailable(
-    http: httpx.AsyncClient,
-) -> None:
-    client = roles_client(http, closed_port_url())
+async def test_an_auth_service_that_is_not_listening_is_unavailable() -> None:
+    async with httpx.AsyncClient(base_url=closed_port_url()) as http:
+        client = roles_client(http)
 
-    with pytest.raises(DependencyUnavailableError):
-        await client.roles(uuid.uuid4())
-    assert await client.reachable() is False
+        with pytest.raises(DependencyUnavailableError):
+            await client.roles(uuid.uuid4())
+        assert await client.reachable() is False
 
 
 async def test_a_refused_service_key_is_unavailable_without_retrying(
     auth: AuthStub, http: httpx.AsyncClient
 ) -> None:
     with pytest.raises(DependencyUnavailableError):
-        await roles_client(http, auth.url, key="not-the-key").roles(uuid.uuid4())
+        await roles_client(http, key="not-the-key").roles(uuid.uuid4())
 
     assert auth.roles_requests == ["not-the-key"]
 
@@ -213,7 +219,7 @@ async def test_concurrent_look_ups_of_one_user_share_one_request(
     user_id = uuid.uuid4()
     auth.roles[str(user_id)] = ["user"]
     auth.failures.append(Failure(delay=0.2))
-    client = roles_client(http, auth.url, timeout=1.0)
+    client = roles_client(http, timeout=1.0)
 
     answers = await asyncio.gather(*(client.roles(user_id) for _ in range(10)))
 
@@ -224,7 +230,7 @@ async def test_concurrent_look_ups_of_one_user_share_one_request(
 async def test_the_auth_service_is_reachable_while_it_answers(
     auth: AuthStub, http: httpx.AsyncClient
 ) -> None:
-    client = roles_client(http, auth.url)
+    client = roles_client(http)
 
     up = await client.reachable()
     auth.stop()

@@ -1,6 +1,7 @@
 """The pact the user service holds the auth service to (`pacts/user-service-auth-service.json`):
 its roles client and its key-set fetcher over HTTP (`getUserRoles`, `getJwks` in
-`contracts/openapi/auth-service.yaml`), and the two events its queue receives
+`contracts/openapi/auth-service.yaml`; the kit's client policy, `services/kit/auth_client.py`,
+around the generated auth client), and the two events its queue receives
 (`contracts/asyncapi/user-service.yaml`). The real client code talks to Pact's mock server;
 the real consumer and handlers take each message from a queue subscribed as the contract says.
 """
@@ -21,9 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pact import Pact, match
 
 from generated.events import models as events
+from services.kit.auth_client import AuthClient, ClientPolicy
 from services.kit.events import Message, decode
 from services.kit.tokens import (
-    HttpJwksFetcher,
     JwksKeySource,
     SigningKey,
     TokenIssuer,
@@ -32,7 +33,7 @@ from services.kit.tokens import (
 from services.kit.topology import Topology
 from services.user import consumers
 from services.user.domain import ProfileStatus
-from services.user.roles import HttpRolesClient
+from services.user.roles import AuthServiceRoles
 from services.user.storage import SqlUserStore
 from tests.contract.pact import examples
 from tests.contract.pact.support import (
@@ -53,6 +54,8 @@ QUEUE: Final = "accord-user-service"
 SERVICE_API_KEY: Final = "user-service-api-key-in-the-pact"
 ISSUER: Final = "http://auth.pact.test"
 AUDIENCE: Final = "accord"
+# `getJwks` documents the header as required; the production fetcher reads it.
+JWKS_CACHE_CONTROL: Final = "public, max-age=25"
 # Derived from a fixed seed, so the key set in the pact (its `kid` and `x`) never changes.
 SIGNING_KEY: Final = SigningKey(
     Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"accord pact signing key").digest())
@@ -88,6 +91,7 @@ def http_pact() -> Pact:
         pact.upon_receiving("a request for the key set that verifies access tokens")
         .with_request("GET", "/.well-known/jwks.json")
         .will_respond_with(200)
+        .with_header("Cache-Control", match.str(JWKS_CACHE_CONTROL))
         .with_body(
             {
                 "keys": match.each_like(
@@ -123,11 +127,14 @@ async def test_the_user_service_clients_read_every_answer_they_hold_the_auth_ser
     pact = http_pact()
     with pact.serve() as server:  # on leaving, fails on any request unmatched or never made
         base_url = str(server.url)
-        async with httpx.AsyncClient() as http:
-            roles = HttpRolesClient(http, base_url, SERVICE_API_KEY, retries=0, cache_seconds=0)
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            # The production policy, asking once (a retry would be a request the pact lacks).
+            policy = ClientPolicy(timeout=2.0, retries=0, cache_seconds=0)
+            auth = AuthClient.over(http, policy, service_api_key=SERVICE_API_KEY)
+            roles = AuthServiceRoles(auth)
             admin_roles = await roles.roles(uuid.UUID(examples.USER_ID))
             unknown_roles = await roles.roles(uuid.UUID(examples.UNKNOWN_USER_ID))
-            keys = JwksKeySource(HttpJwksFetcher(http, f"{base_url}/.well-known/jwks.json", 2.0))
+            keys = JwksKeySource(auth.jwks)
             verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE)
             issuer = TokenIssuer(
                 SIGNING_KEY, issuer=ISSUER, audience=AUDIENCE, ttl=timedelta(minutes=15)

@@ -9,18 +9,14 @@ import functools
 import hashlib
 import hmac
 import json
-import socket
 import stat
 import sys
-import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -32,7 +28,6 @@ from hypothesis import strategies as st
 from services.kit import tokens
 from services.kit.tokens import (
     AccessTokenClaims,
-    HttpJwksFetcher,
     InvalidTokenError,
     JwksKeySource,
     KeySource,
@@ -743,118 +738,8 @@ async def test_a_fetch_that_fails_unexpectedly_is_key_source_unavailable(clock: 
         await JwksKeySource(fetch, clock=clock).key("any")
 
 
-# Fetching the key set over HTTP
-
-
-class JwksServer:
-    """A real HTTP server on a free local port serving a key set and some failures."""
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.document = document
-        self.release = threading.Event()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/.well-known/jwks.json":
-                    self.reply(200, json.dumps(server.document).encode("utf-8"))
-                elif self.path == "/broken":
-                    self.reply(500, b'{"title": "Internal Server Error"}')
-                elif self.path == "/not-json":
-                    self.reply(200, b"<html>maintenance</html>", "text/html")
-                elif self.path == "/list":
-                    self.reply(200, b"[]")
-                elif self.path == "/slow":
-                    server.release.wait(timeout=5)
-                    self.reply(200, json.dumps(server.document).encode("utf-8"))
-                else:
-                    self.reply(404, b"{}")
-
-            def reply(
-                self, status: int, body: bytes, content_type: str = "application/json"
-            ) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
-
-    def url(self, path: str) -> str:
-        host, port = self.http.server_address[:2]
-        return f"http://{host!s}:{port}{path}"
-
-
-@pytest.fixture
-def jwks_server(key: SigningKey) -> Iterator[JwksServer]:
-    server = JwksServer(jwks(key))
-    server.thread.start()
-    yield server
-    server.release.set()
-    server.http.shutdown()
-    server.http.server_close()
-    server.thread.join(timeout=5)
-
-
-@pytest.fixture
-def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/.well-known/jwks.json"
-
-
-async def test_the_http_fetcher_returns_the_key_set_the_server_publishes(
-    jwks_server: JwksServer, key: SigningKey
-) -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        fetch = HttpJwksFetcher(client, jwks_server.url("/.well-known/jwks.json"), timeout=5)
-        assert await fetch() == jwks(key)
-
-
-@pytest.mark.parametrize(
-    ("path", "reason"),
-    [("/broken", "answered 500"), ("/not-json", "not valid JSON"), ("/list", "not a JSON object")],
-)
-async def test_the_http_fetcher_reports_a_bad_answer_as_key_source_unavailable(
-    path: str, reason: str, jwks_server: JwksServer
-) -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        fetch = HttpJwksFetcher(client, jwks_server.url(path), timeout=5)
-        with pytest.raises(KeySourceUnavailableError, match=reason):
-            await fetch()
-
-
-async def test_the_http_fetcher_reports_a_refused_connection_as_key_source_unavailable(
-    closed_port_url: str,
-) -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        with pytest.raises(KeySourceUnavailableError, match="ConnectError"):
-            await HttpJwksFetcher(client, closed_port_url, timeout=5)()
-
-
-async def test_the_http_fetcher_gives_up_after_its_timeout(jwks_server: JwksServer) -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        fetch = HttpJwksFetcher(client, jwks_server.url("/slow"), timeout=0.2)
-        with pytest.raises(KeySourceUnavailableError, match="Timeout"):
-            await fetch()
-
-
-async def test_a_verifier_checks_tokens_against_the_key_set_served_over_http(
-    jwks_server: JwksServer, issuer: TokenIssuer, clock: Clock
-) -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        fetch = HttpJwksFetcher(client, jwks_server.url("/.well-known/jwks.json"), timeout=5)
-        verifier = verifier_for(JwksKeySource(fetch, clock=clock), clock)
-
-        claims = await verifier.verify(issuer.issue("user-1", ["admin"]).token)
-
-    assert claims.roles == ("admin",)
+# Fetching the key set over HTTP (the auth service's `getJwks` through the kit's client policy):
+# tests/unit/kit/test_auth_client.py.
 
 
 def test_the_tokens_module_imports_no_web_framework_and_no_test_library() -> None:
@@ -870,7 +755,7 @@ def test_the_tokens_module_imports_no_web_framework_and_no_test_library() -> Non
         if isinstance(node, ast.ImportFrom) and node.module
     }
 
-    assert imported - sys.stdlib_module_names == {"cryptography", "httpx", "jwt"}
+    assert imported - sys.stdlib_module_names == {"cryptography", "jwt"}  # HTTP: auth_client.py
 
 
 # Lifetimes
