@@ -20,6 +20,7 @@ reached).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,6 +39,11 @@ from services.kit.http import (
 from services.kit.tokens import AccessTokenClaims, InvalidTokenError, KeySourceUnavailableError
 
 BEARER: Final = "bearerAuth"
+
+# Every admitted request parses its token's subject and, for an owner's operation, the path's
+# id: the same few strings again and again, so their parses are kept (a wrong one raises, and
+# is not kept).
+_parse_id = functools.lru_cache(maxsize=4096)(uuid.UUID)
 ANONYMOUS: Final = Caller(scheme="", subject=None)
 
 
@@ -130,7 +136,7 @@ class ContractAuthenticator:
                 "The keys that verify access tokens cannot be fetched from the auth service."
             ) from None
         try:
-            uuid.UUID(claims.subject)
+            _parse_id(claims.subject)
         except ValueError:
             raise unauthenticated("The access token names no user.", invalid_token=True) from None
         return Caller(BEARER, claims.subject, frozenset(claims.roles), claims)
@@ -145,7 +151,7 @@ class ContractAuthenticator:
         owner = None
         if owner_parameter is not None and owner_parameter in request.path_params:
             try:
-                owner = uuid.UUID(str(request.path_params[owner_parameter]))
+                owner = _parse_id(str(request.path_params[owner_parameter]))
             except ValueError:
                 return  # not an id: the route refuses it (422) before anything is read
         # An owner parameter the path does not have owns nothing: the roles are required.
@@ -168,7 +174,7 @@ def subject_of(caller: Caller) -> uuid.UUID:
     """The user id of a caller admitted by an access token."""
     if caller.subject is None:
         raise ValueError("the caller was admitted by a service credential, not a user's token")
-    return uuid.UUID(caller.subject)
+    return _parse_id(caller.subject)
 
 
 class ConfirmedRoles:
