@@ -20,15 +20,17 @@ from typing import Any, Final
 
 import pytest
 import uvicorn
-from pact import Pact, Verifier
+from pact import Pact, Verifier, match
 from starlette.types import ASGIApp
 
 from services.kit.bus import EventConsumer
 from services.kit.consumer import Backoff, ConsumerOptions
 from services.kit.events import Message
 from services.kit.memory import InMemoryBroker, InMemoryEventConsumer
+from services.kit.tokens import SigningKey
 from services.kit.topology import Topology
 from tests.conftest import REPOSITORY
+from tests.contract.pact import examples
 
 PACTS: Final = REPOSITORY / "pacts"
 UPDATE_VARIABLE: Final = "ACCORD_UPDATE_PACTS"
@@ -53,6 +55,8 @@ USER_EVENTS_TOPIC: Final = "accord-user-events"
 FAST: Final = ConsumerOptions(max_in_flight=10, wait_seconds=0.05, backoff=Backoff(base=0))
 
 HOST: Final = "127.0.0.1"
+# `getJwks` documents the header as required; the production fetcher reads it.
+JWKS_CACHE_CONTROL: Final = "public, max-age=25"
 
 RecordProperty = Callable[[str, object], None]
 
@@ -281,3 +285,72 @@ async def serving(app: ASGIApp) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         listener.close()
+
+
+@dataclass(frozen=True)
+class AuthClientInteractions:
+    """How one consumer describes the three interactions of the kit's auth client
+    (`services/kit/auth_client.py`): the roles of an admin, of an unknown user, the key set."""
+
+    admin_roles: str
+    unknown_roles: str
+    key_set: str
+
+
+def auth_client_pact(
+    consumer: str,
+    described: AuthClientInteractions,
+    api_key: str,
+    signing_key: SigningKey,
+) -> Pact:
+    """What the kit's auth client, as `consumer` runs it, needs from the auth service:
+    `getUserRoles` with the service credential (an admin's roles; 404 for an unknown user)
+    and `getJwks`. Every internal caller of the auth service uses that one client, so every
+    consumer's pact holds the auth service to the same answers."""
+    pact = pact_between(consumer, AUTH_SERVICE)
+    (
+        pact.upon_receiving(described.admin_roles)
+        .given(examples.ADMIN_EXISTS, userId=examples.USER_ID)
+        .with_request("GET", f"/api/v1/auth/users/{examples.USER_ID}/roles")
+        .with_header("X-API-Key", match.str(api_key))
+        .will_respond_with(200)
+        .with_body(
+            {
+                "userId": match.uuid(examples.USER_ID),
+                "roles": match.each_like(examples.role("admin"), min=1),
+            },
+            content_type="application/json",
+        )
+    )
+    (
+        pact.upon_receiving(described.unknown_roles)
+        .given(examples.NO_SUCH_USER, userId=examples.UNKNOWN_USER_ID)
+        .with_request("GET", f"/api/v1/auth/users/{examples.UNKNOWN_USER_ID}/roles")
+        .with_header("X-API-Key", match.str(api_key))
+        .will_respond_with(404)
+    )
+    jwk = signing_key.public_jwk()
+    (
+        pact.upon_receiving(described.key_set)
+        .with_request("GET", "/.well-known/jwks.json")
+        .will_respond_with(200)
+        .with_header("Cache-Control", match.str(JWKS_CACHE_CONTROL))
+        .with_body(
+            {
+                "keys": match.each_like(
+                    {
+                        # Pinned: a type matcher on `keys` would cascade to them.
+                        "kty": examples.exactly("OKP"),
+                        "crv": examples.exactly("Ed25519"),
+                        "use": examples.exactly("sig"),
+                        "alg": examples.exactly("EdDSA"),
+                        "kid": match.str(jwk["kid"]),
+                        "x": match.regex(jwk["x"], regex=examples.ED25519_PUBLIC_KEY),
+                    },
+                    min=1,
+                )
+            },
+            content_type="application/json",
+        )
+    )
+    return pact

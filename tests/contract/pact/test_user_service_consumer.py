@@ -19,7 +19,7 @@ import httpx
 import pytest
 from anyio.from_thread import BlockingPortal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pact import Pact, match
+from pact import Pact
 
 from generated.events import models as events
 from services.kit.auth_client import AuthClient, ClientPolicy
@@ -39,8 +39,10 @@ from tests.contract.pact import examples
 from tests.contract.pact.support import (
     AUTH_SERVICE,
     USER_SERVICE,
+    AuthClientInteractions,
     RecordProperty,
     assert_handled,
+    auth_client_pact,
     check_committed,
     pact_between,
     pact_file_name,
@@ -54,8 +56,6 @@ QUEUE: Final = "accord-user-service"
 SERVICE_API_KEY: Final = "user-service-api-key-in-the-pact"
 ISSUER: Final = "http://auth.pact.test"
 AUDIENCE: Final = "accord"
-# `getJwks` documents the header as required; the production fetcher reads it.
-JWKS_CACHE_CONTROL: Final = "public, max-age=25"
 # Derived from a fixed seed, so the key set in the pact (its `kid` and `x`) never changes.
 SIGNING_KEY: Final = SigningKey(
     Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"accord pact signing key").digest())
@@ -64,53 +64,16 @@ SIGNING_KEY: Final = SigningKey(
 
 def http_pact() -> Pact:
     """What the user service's HTTP clients need from the auth service."""
-    pact = pact_between(USER_SERVICE, AUTH_SERVICE)
-    (
-        pact.upon_receiving("a request for the roles of an admin")
-        .given(examples.ADMIN_EXISTS, userId=examples.USER_ID)
-        .with_request("GET", f"/api/v1/auth/users/{examples.USER_ID}/roles")
-        .with_header("X-API-Key", match.str(SERVICE_API_KEY))
-        .will_respond_with(200)
-        .with_body(
-            {
-                "userId": match.uuid(examples.USER_ID),
-                "roles": match.each_like(examples.role("admin"), min=1),
-            },
-            content_type="application/json",
-        )
+    return auth_client_pact(
+        USER_SERVICE,
+        AuthClientInteractions(
+            admin_roles="a request for the roles of an admin",
+            unknown_roles="a request for the roles of an unknown user",
+            key_set="a request for the key set that verifies access tokens",
+        ),
+        SERVICE_API_KEY,
+        SIGNING_KEY,
     )
-    (
-        pact.upon_receiving("a request for the roles of an unknown user")
-        .given(examples.NO_SUCH_USER, userId=examples.UNKNOWN_USER_ID)
-        .with_request("GET", f"/api/v1/auth/users/{examples.UNKNOWN_USER_ID}/roles")
-        .with_header("X-API-Key", match.str(SERVICE_API_KEY))
-        .will_respond_with(404)
-    )
-    jwk = SIGNING_KEY.public_jwk()
-    (
-        pact.upon_receiving("a request for the key set that verifies access tokens")
-        .with_request("GET", "/.well-known/jwks.json")
-        .will_respond_with(200)
-        .with_header("Cache-Control", match.str(JWKS_CACHE_CONTROL))
-        .with_body(
-            {
-                "keys": match.each_like(
-                    {
-                        # Pinned: a type matcher on `keys` would cascade to them.
-                        "kty": examples.exactly("OKP"),
-                        "crv": examples.exactly("Ed25519"),
-                        "use": examples.exactly("sig"),
-                        "alg": examples.exactly("EdDSA"),
-                        "kid": match.str(jwk["kid"]),
-                        "x": match.regex(jwk["x"], regex=examples.ED25519_PUBLIC_KEY),
-                    },
-                    min=1,
-                )
-            },
-            content_type="application/json",
-        )
-    )
-    return pact
 
 
 def message_pact() -> Pact:
