@@ -6,9 +6,10 @@ hides it for an exponentially growing delay so that the queue redelivers it late
 that fails on its last allowed receive, and any message that is not a valid event, goes to
 the dead-letter queue with the reason; neither ever blocks the queue.
 
-A service routes events with one table (`Routes`) from the catalog's event type
-(`event_type`) to a `RoutedHandler`, and subscribes it whole (`subscribe_routes`), so what a
-service receives, and how each event is made idempotent, reads in one place.
+A service routes events with one table (`Routes`) from the catalog's event type to a
+`RoutedHandler` (the generated `subscriptions` table of its receiver, each entry wrapped by
+`services.kit.idempotency`), and subscribes it whole (`subscribe_routes`), so what a service
+receives, and how each event is made idempotent, reads in one place.
 """
 
 from __future__ import annotations
@@ -20,26 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from pydantic import BaseModel
-
-from generated.events.catalog import MESSAGES
 from services.kit.bus import Delivery, EventConsumer, Handler, MessageQueue, ReceivedMessage
 from services.kit.events import Event, InvalidEventError, decode
 
 log = logging.getLogger("accord.consumer")
 
 MAX_BATCH = 10  # the most SQS returns from one receive
-
-
-def event_type(payload: type[BaseModel]) -> str:
-    """The catalog's event type of the message whose payload model is `payload`: routing
-    tables name events this way, so the contract's strings are written only by the generator,
-    and a table naming a model that is no message fails when its module is imported
-    (`LookupError`)."""
-    for spec in MESSAGES.values():
-        if spec.payload is payload:
-            return spec.event_type
-    raise LookupError(f"{payload.__name__} is not the payload of any message in the catalog")
 
 
 class RoutedHandler(Protocol):
