@@ -81,17 +81,6 @@ class Caller:
     user_id: uuid.UUID
     roles: frozenset[str]
 
-    @property
-    def claims_admin(self) -> bool:
-        return ADMIN in self.roles
-
-
-class Access(StrEnum):
-    """Why a caller may act on a user's resources."""
-
-    OWNER = "owner"
-    ADMIN = "admin"
-
 
 @dataclass(frozen=True)
 class PagePosition:

@@ -7,8 +7,8 @@ profile from the token alone; anyone else needs the `admin` role, claimed by the
 confirmed by the auth service, so a revoked admin is refused as soon as the roles cache
 expires. When the auth service cannot answer, only the admin path fails (503). In the HTTP
 API this rule is enforced before the use cases run, from each operation's `security` in the
-contract (the generated router and the kit's `ConfirmedRoles`); `authorize` states the same
-rule for the domain. The use cases take the caller as authorized.
+contract (the generated router and the kit's `ConfirmedRoles`). The use cases take the caller
+as authorized.
 
 "Not yet" or "never": a profile that does not exist is *pending* (the `user.created` event is
 still in flight) when the user is known to exist: the caller is that user, or the auth service
@@ -23,14 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.user.domain import (
-    ADMIN,
-    Access,
     Address,
     AddressNotFoundError,
     Caller,
     CreateAddress,
     DeleteAddress,
-    ForbiddenError,
     ListProfiles,
     PagePosition,
     Profile,
@@ -58,25 +55,6 @@ class Dependencies:
     roles: RolesClient
     clock: Callable[[], datetime]
     new_id: Callable[[], uuid.UUID] = field(default=uuid.uuid4)
-
-
-# --- authorization ----------------------------------------------------------------------------
-
-
-async def authorize(caller: Caller, user_id: uuid.UUID, deps: Dependencies) -> Access:
-    """`bearerAuth: [admin]` with `x-owner-parameter: userId`: the owner, or a confirmed admin."""
-    if caller.user_id == user_id:
-        return Access.OWNER
-    if not caller.claims_admin:
-        raise ForbiddenError("Only the owner or an admin may access this profile.")
-    await _confirm_admin(caller, deps)
-    return Access.ADMIN
-
-
-async def _confirm_admin(caller: Caller, deps: Dependencies) -> None:
-    roles = await deps.roles.roles(caller.user_id)
-    if roles is None or ADMIN not in roles:
-        raise ForbiddenError("The auth service does not confirm the admin role of this token.")
 
 
 async def _missing(caller: Caller, user_id: uuid.UUID, deps: Dependencies) -> UserServiceError:

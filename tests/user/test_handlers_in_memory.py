@@ -15,10 +15,8 @@ import pytest
 from services.user import handlers
 from services.user.domain import (
     ADMIN,
-    Access,
     Caller,
     CreateAddress,
-    ForbiddenError,
     ListProfiles,
     ProfileDeactivatedError,
     ProfileNotFoundError,
@@ -146,21 +144,6 @@ async def test_a_missing_profile_is_pending_when_the_user_is_known_and_not_found
         await handlers.get_profile(admin, registered, deps)
     with pytest.raises(ProfileNotFoundError):
         await handlers.get_profile(admin, unknown, deps)
-
-
-async def test_only_the_owner_or_an_admin_the_auth_service_confirms_gets_access(
-    roles: InMemoryRolesClient, deps: handlers.Dependencies
-) -> None:
-    user_id = uuid.uuid4()
-    claimed_admin = Caller(uuid.uuid4(), frozenset({ADMIN}))  # the token says admin
-
-    assert await handlers.authorize(owner(user_id), user_id, deps) is Access.OWNER
-    with pytest.raises(ForbiddenError):
-        await handlers.authorize(owner(uuid.uuid4()), user_id, deps)
-    with pytest.raises(ForbiddenError):  # the auth service does not confirm it (any more)
-        await handlers.authorize(claimed_admin, user_id, deps)
-    roles.set(claimed_admin.user_id, {ADMIN})
-    assert await handlers.authorize(claimed_admin, user_id, deps) is Access.ADMIN
 
 
 async def test_profiles_are_listed_in_creation_order_a_page_at_a_time(
