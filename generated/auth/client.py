@@ -10,54 +10,29 @@ the problem and the headers."""
 
 from __future__ import annotations
 
-from datetime import date
-from urllib.parse import quote
 from uuid import UUID
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
+import generated.client as shared
 from generated.auth import models, responses
 
 
-class ProblemError(Exception):
-    """An answer the operation does not document as a result: its status, its problem
-    (`models.Problem`; for a body that is none, RFC 9457's `about:blank` with the status's phrase),
-    and its headers (`retry_after` reads `Retry-After`)."""
+class ProblemError(shared.ProblemError[models.Problem]):
+    """An answer an operation of contracts/openapi/auth-service.yaml does not document as a result
+    (`shared.ProblemError`), with the problem as `models.Problem`."""
 
-    def __init__(self, status: int, problem: models.Problem, headers: httpx.Headers) -> None:
-        super().__init__(f"{status} {problem.title}")
-        self.status = status
-        self.problem = problem
-        self.headers = headers
-
-    @property
-    def retry_after(self) -> int | None:
-        """The seconds of a `Retry-After` header, if there is one in that form."""
-        value = self.headers.get("Retry-After", "")
-        return int(value) if value.isdigit() else None
-
-    @classmethod
-    def of(cls, response: httpx.Response) -> ProblemError:
-        try:
-            problem = models.Problem.model_validate_json(response.content)
-        except ValidationError:
-            problem = models.Problem.model_validate(
-                {
-                    "type": "about:blank",
-                    "title": response.reason_phrase,
-                    "status": response.status_code,
-                }
-            )
-        return cls(response.status_code, problem, response.headers)
+    problem_model = models.Problem
 
 
-class AuthServiceClient:
+class AuthServiceClient(shared.ServiceClient):
     """The operations of contracts/openapi/auth-service.yaml over `http`, whose base URL is the
     service's.
 
     Each request carries the credentials given here that its operation's `security` names:
     `bearer_auth` as `Authorization: Bearer <token>`, `service_api_key` as `X-API-Key`."""
+
+    SCHEMES = {"bearerAuth": ("Authorization", "Bearer "), "serviceApiKey": ("X-API-Key", "")}
 
     def __init__(
         self,
@@ -66,12 +41,7 @@ class AuthServiceClient:
         bearer_auth: str | None = None,
         service_api_key: str | None = None,
     ) -> None:
-        self._http = http
-        self._credentials: dict[str, str] = {}
-        if bearer_auth is not None:
-            self._credentials["bearerAuth"] = bearer_auth
-        if service_api_key is not None:
-            self._credentials["serviceApiKey"] = service_api_key
+        super().__init__(http, {"bearerAuth": bearer_auth, "serviceApiKey": service_api_key})
 
     def with_credentials(
         self, *, bearer_auth: str | None = None, service_api_key: str | None = None
@@ -82,15 +52,6 @@ class AuthServiceClient:
             self._http, bearer_auth=bearer_auth, service_api_key=service_api_key
         )
 
-    def _headers(self, schemes: tuple[str, ...], *, json: bool = False) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"} if json else {}
-        for scheme in schemes:
-            credential = self._credentials.get(scheme)
-            if credential is not None:
-                header, prefix = _SCHEMES[scheme]
-                headers[header] = prefix + credential
-        return headers
-
     async def register_user(self, *, body: models.RegisterRequest) -> models.TokenPair:
         """Register a new account.
 
@@ -98,7 +59,7 @@ class AuthServiceClient:
         response = await self._http.request(
             "POST",
             "/api/v1/auth/register",
-            content=_body(body),
+            content=shared.encode_body(body),
             headers=self._headers((), json=True),
         )
         if response.status_code == 201:
@@ -110,7 +71,10 @@ class AuthServiceClient:
 
         `loginUser`: POST /api/v1/auth/login"""
         response = await self._http.request(
-            "POST", "/api/v1/auth/login", content=_body(body), headers=self._headers((), json=True)
+            "POST",
+            "/api/v1/auth/login",
+            content=shared.encode_body(body),
+            headers=self._headers((), json=True),
         )
         if response.status_code == 200:
             return models.TokenPair.model_validate_json(response.content)
@@ -123,7 +87,7 @@ class AuthServiceClient:
         response = await self._http.request(
             "POST",
             "/api/v1/auth/refresh",
-            content=_body(body),
+            content=shared.encode_body(body),
             headers=self._headers((), json=True),
         )
         if response.status_code == 200:
@@ -135,7 +99,10 @@ class AuthServiceClient:
 
         `logoutUser`: POST /api/v1/auth/logout"""
         response = await self._http.request(
-            "POST", "/api/v1/auth/logout", content=_body(body), headers=self._headers((), json=True)
+            "POST",
+            "/api/v1/auth/logout",
+            content=shared.encode_body(body),
+            headers=self._headers((), json=True),
         )
         if response.status_code == 204:
             return None
@@ -172,7 +139,7 @@ class AuthServiceClient:
         response = await self._http.request(
             "POST",
             "/api/v1/auth/email-verification/confirm",
-            content=_body(body),
+            content=shared.encode_body(body),
             headers=self._headers((), json=True),
         )
         if response.status_code == 204:
@@ -186,7 +153,7 @@ class AuthServiceClient:
         response = await self._http.request(
             "POST",
             "/api/v1/auth/password-reset",
-            content=_body(body),
+            content=shared.encode_body(body),
             headers=self._headers((), json=True),
         )
         if response.status_code == 202:
@@ -200,7 +167,7 @@ class AuthServiceClient:
         response = await self._http.request(
             "POST",
             "/api/v1/auth/password-reset/confirm",
-            content=_body(body),
+            content=shared.encode_body(body),
             headers=self._headers((), json=True),
         )
         if response.status_code == 204:
@@ -214,7 +181,7 @@ class AuthServiceClient:
         response = await self._http.request(
             "POST",
             "/api/v1/auth/password-reset/check",
-            content=_body(body),
+            content=shared.encode_body(body),
             headers=self._headers((), json=True),
         )
         if response.status_code == 204:
@@ -227,7 +194,7 @@ class AuthServiceClient:
         `deactivateUser`: POST /api/v1/auth/users/{userId}/deactivate"""
         response = await self._http.request(
             "POST",
-            f"/api/v1/auth/users/{_path(user_id)}/deactivate",
+            f"/api/v1/auth/users/{shared.encode_path(user_id)}/deactivate",
             headers=self._headers(("bearerAuth",)),
         )
         if response.status_code == 204:
@@ -240,7 +207,7 @@ class AuthServiceClient:
         `getUserRoles`: GET /api/v1/auth/users/{userId}/roles"""
         response = await self._http.request(
             "GET",
-            f"/api/v1/auth/users/{_path(user_id)}/roles",
+            f"/api/v1/auth/users/{shared.encode_path(user_id)}/roles",
             headers=self._headers(("bearerAuth", "serviceApiKey")),
         )
         if response.status_code == 200:
@@ -255,8 +222,8 @@ class AuthServiceClient:
         `setUserRoles`: PUT /api/v1/auth/users/{userId}/roles"""
         response = await self._http.request(
             "PUT",
-            f"/api/v1/auth/users/{_path(user_id)}/roles",
-            content=_body(body),
+            f"/api/v1/auth/users/{shared.encode_path(user_id)}/roles",
+            content=shared.encode_body(body),
             headers=self._headers(("bearerAuth",), json=True),
         )
         if response.status_code == 200:
@@ -300,39 +267,3 @@ class AuthServiceClient:
                 status=503, body=models.Readiness.model_validate_json(response.content)
             )
         raise ProblemError.of(response)
-
-
-_SCHEMES: dict[str, tuple[str, str]] = {
-    "bearerAuth": ("Authorization", "Bearer "),
-    "serviceApiKey": ("X-API-Key", ""),
-}
-"""The header that carries each scheme's credential, and the prefix before it."""
-
-
-def _text(value: object) -> str:
-    """A parameter as the contract writes it (an enum by value, an instant in ISO 8601)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(getattr(value, "value", value))
-
-
-def _path(value: object) -> str:
-    """A path parameter as one URL segment."""
-    return quote(_text(value), safe="")
-
-
-def _query(parameters: dict[str, object]) -> dict[str, str]:
-    """The query parameters that were given (None: absent)."""
-    return {name: _text(value) for name, value in parameters.items() if value is not None}
-
-
-def _int(value: str | None) -> int | None:
-    """An optional integer header."""
-    return None if value is None else int(value)
-
-
-def _body(body: BaseModel) -> bytes:
-    """A request body as the fields the caller set (a `None` set is a `null` sent)."""
-    return body.model_dump_json(by_alias=True, exclude_unset=True).encode()

@@ -14,12 +14,11 @@ from typing import Annotated, Any, Final, Protocol
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from generated.auth import models, responses
-from generated.security import Authenticator, Caller, Requirement, Security, serving
+from generated.security import Authenticator, Caller, Requirement, Security, json_response, serving
 
 SECURITY: Final[dict[str, Security]] = {
     "getCurrentAccount": Security((Requirement("bearerAuth"),)),
@@ -165,7 +164,7 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
     )
     async def register_user(request: Request, body: models.RegisterRequest) -> Response:
         serving(request)
-        return _json(await implementation.register_user(body=body), 201)
+        return json_response(await implementation.register_user(body=body), 201)
 
     @router.post(
         "/api/v1/auth/login",
@@ -175,7 +174,7 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
     )
     async def login_user(request: Request, body: models.LoginRequest) -> Response:
         serving(request)
-        return _json(await implementation.login_user(body=body), 200)
+        return json_response(await implementation.login_user(body=body), 200)
 
     @router.post(
         "/api/v1/auth/refresh",
@@ -185,7 +184,7 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
     )
     async def refresh_tokens(request: Request, body: models.RefreshRequest) -> Response:
         serving(request)
-        return _json(await implementation.refresh_tokens(body=body), 200)
+        return json_response(await implementation.refresh_tokens(body=body), 200)
 
     @router.post("/api/v1/auth/logout", operation_id="logoutUser", status_code=204)
     async def logout_user(request: Request, body: models.LogoutRequest) -> Response:
@@ -203,7 +202,7 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
         request: Request, caller: Annotated[Caller, admits("getCurrentAccount")]
     ) -> Response:
         serving(request)
-        return _json(await implementation.get_current_account(caller=caller), 200)
+        return json_response(await implementation.get_current_account(caller=caller), 200)
 
     @router.post(
         "/api/v1/auth/email-verification", operation_id="requestEmailVerification", status_code=202
@@ -281,7 +280,9 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
         user_id: Annotated[UUID, Path(alias="userId")],
     ) -> Response:
         serving(request)
-        return _json(await implementation.get_user_roles(caller=caller, user_id=user_id), 200)
+        return json_response(
+            await implementation.get_user_roles(caller=caller, user_id=user_id), 200
+        )
 
     @router.put(
         "/api/v1/auth/users/{userId}/roles",
@@ -296,7 +297,7 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
         body: models.SetUserRolesRequest,
     ) -> Response:
         serving(request)
-        return _json(
+        return json_response(
             await implementation.set_user_roles(caller=caller, user_id=user_id, body=body), 200
         )
 
@@ -310,7 +311,7 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
         serving(request)
         result = await implementation.get_jwks()
         headers = {"Cache-Control": result.cache_control}
-        return _json(result.body, 200, headers, exclude_none=True)
+        return json_response(result.body, 200, headers, exclude_none=True)
 
     @router.get(
         "/health/live",
@@ -320,7 +321,7 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
     )
     async def get_liveness(request: Request) -> Response:
         serving(request)
-        return _json(await implementation.get_liveness(), 200)
+        return json_response(await implementation.get_liveness(), 200)
 
     @router.get(
         "/health/ready",
@@ -331,18 +332,6 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
     async def get_readiness(request: Request) -> Response:
         serving(request)
         result = await implementation.get_readiness()
-        return _json(result.body, result.status)
+        return json_response(result.body, result.status)
 
     return router
-
-
-def _json(
-    body: BaseModel,
-    status: int,
-    headers: dict[str, str] | None = None,
-    *,
-    exclude_none: bool = False,
-) -> Response:
-    """A model as the JSON body (already a model: not validated again on the way out)."""
-    content = body.model_dump_json(by_alias=True, exclude_none=exclude_none)
-    return Response(content, status, headers, media_type="application/json")

@@ -14,12 +14,11 @@ from typing import Annotated, Any, Final, Protocol
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from generated.notification import models, responses
-from generated.security import Authenticator, Caller, Requirement, Security, serving
+from generated.security import Authenticator, Caller, Requirement, Security, json_response, serving
 
 SECURITY: Final[dict[str, Security]] = {
     "listNotifications": Security((Requirement("bearerAuth", frozenset({"admin"})),))
@@ -92,7 +91,7 @@ def build_router(
         cursor: Annotated[str | None, Query(pattern="^[A-Za-z0-9_-]{32}$")] = None,
     ) -> Response:
         serving(request)
-        return _json(
+        return json_response(
             await implementation.list_notifications(
                 caller=caller, user_id=user_id, type=type, limit=limit, cursor=cursor
             ),
@@ -107,7 +106,7 @@ def build_router(
     )
     async def get_liveness(request: Request) -> Response:
         serving(request)
-        return _json(await implementation.get_liveness(), 200)
+        return json_response(await implementation.get_liveness(), 200)
 
     @router.get(
         "/health/ready",
@@ -118,18 +117,6 @@ def build_router(
     async def get_readiness(request: Request) -> Response:
         serving(request)
         result = await implementation.get_readiness()
-        return _json(result.body, result.status)
+        return json_response(result.body, result.status)
 
     return router
-
-
-def _json(
-    body: BaseModel,
-    status: int,
-    headers: dict[str, str] | None = None,
-    *,
-    exclude_none: bool = False,
-) -> Response:
-    """A model as the JSON body (already a model: not validated again on the way out)."""
-    content = body.model_dump_json(by_alias=True, exclude_none=exclude_none)
-    return Response(content, status, headers, media_type="application/json")

@@ -10,74 +10,37 @@ the problem and the headers."""
 
 from __future__ import annotations
 
-from datetime import date
-from urllib.parse import quote
 from uuid import UUID
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
+import generated.client as shared
 from generated.user import models, responses
 
 
-class ProblemError(Exception):
-    """An answer the operation does not document as a result: its status, its problem
-    (`models.Problem`; for a body that is none, RFC 9457's `about:blank` with the status's phrase),
-    and its headers (`retry_after` reads `Retry-After`)."""
+class ProblemError(shared.ProblemError[models.Problem]):
+    """An answer an operation of contracts/openapi/user-service.yaml does not document as a result
+    (`shared.ProblemError`), with the problem as `models.Problem`."""
 
-    def __init__(self, status: int, problem: models.Problem, headers: httpx.Headers) -> None:
-        super().__init__(f"{status} {problem.title}")
-        self.status = status
-        self.problem = problem
-        self.headers = headers
-
-    @property
-    def retry_after(self) -> int | None:
-        """The seconds of a `Retry-After` header, if there is one in that form."""
-        value = self.headers.get("Retry-After", "")
-        return int(value) if value.isdigit() else None
-
-    @classmethod
-    def of(cls, response: httpx.Response) -> ProblemError:
-        try:
-            problem = models.Problem.model_validate_json(response.content)
-        except ValidationError:
-            problem = models.Problem.model_validate(
-                {
-                    "type": "about:blank",
-                    "title": response.reason_phrase,
-                    "status": response.status_code,
-                }
-            )
-        return cls(response.status_code, problem, response.headers)
+    problem_model = models.Problem
 
 
-class UserServiceClient:
+class UserServiceClient(shared.ServiceClient):
     """The operations of contracts/openapi/user-service.yaml over `http`, whose base URL is the
     service's.
 
     Each request carries the credentials given here that its operation's `security` names:
     `bearer_auth` as `Authorization: Bearer <token>`."""
 
+    SCHEMES = {"bearerAuth": ("Authorization", "Bearer ")}
+
     def __init__(self, http: httpx.AsyncClient, *, bearer_auth: str | None = None) -> None:
-        self._http = http
-        self._credentials: dict[str, str] = {}
-        if bearer_auth is not None:
-            self._credentials["bearerAuth"] = bearer_auth
+        super().__init__(http, {"bearerAuth": bearer_auth})
 
     def with_credentials(self, *, bearer_auth: str | None = None) -> UserServiceClient:
         """A client over the same connection with these credentials instead (e.g. one user's
         token per call)."""
         return UserServiceClient(self._http, bearer_auth=bearer_auth)
-
-    def _headers(self, schemes: tuple[str, ...], *, json: bool = False) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"} if json else {}
-        for scheme in schemes:
-            credential = self._credentials.get(scheme)
-            if credential is not None:
-                header, prefix = _SCHEMES[scheme]
-                headers[header] = prefix + credential
-        return headers
 
     async def list_users(
         self, *, limit: int | None = None, cursor: str | None = None
@@ -88,7 +51,7 @@ class UserServiceClient:
         response = await self._http.request(
             "GET",
             "/api/v1/users",
-            params=_query({"limit": limit, "cursor": cursor}),
+            params=shared.encode_query({"limit": limit, "cursor": cursor}),
             headers=self._headers(("bearerAuth",)),
         )
         if response.status_code == 200:
@@ -100,7 +63,9 @@ class UserServiceClient:
 
         `getUserProfile`: GET /api/v1/users/{userId}"""
         response = await self._http.request(
-            "GET", f"/api/v1/users/{_path(user_id)}", headers=self._headers(("bearerAuth",))
+            "GET",
+            f"/api/v1/users/{shared.encode_path(user_id)}",
+            headers=self._headers(("bearerAuth",)),
         )
         if response.status_code == 200:
             return models.Profile.model_validate_json(response.content)
@@ -114,8 +79,8 @@ class UserServiceClient:
         `updateUserProfile`: PATCH /api/v1/users/{userId}"""
         response = await self._http.request(
             "PATCH",
-            f"/api/v1/users/{_path(user_id)}",
-            content=_body(body),
+            f"/api/v1/users/{shared.encode_path(user_id)}",
+            content=shared.encode_body(body),
             headers=self._headers(("bearerAuth",), json=True),
         )
         if response.status_code == 200:
@@ -128,7 +93,7 @@ class UserServiceClient:
         `listAddresses`: GET /api/v1/users/{userId}/addresses"""
         response = await self._http.request(
             "GET",
-            f"/api/v1/users/{_path(user_id)}/addresses",
+            f"/api/v1/users/{shared.encode_path(user_id)}/addresses",
             headers=self._headers(("bearerAuth",)),
         )
         if response.status_code == 200:
@@ -143,8 +108,8 @@ class UserServiceClient:
         `createAddress`: POST /api/v1/users/{userId}/addresses"""
         response = await self._http.request(
             "POST",
-            f"/api/v1/users/{_path(user_id)}/addresses",
-            content=_body(body),
+            f"/api/v1/users/{shared.encode_path(user_id)}/addresses",
+            content=shared.encode_body(body),
             headers=self._headers(("bearerAuth",), json=True),
         )
         if response.status_code == 201:
@@ -160,7 +125,7 @@ class UserServiceClient:
         `getAddress`: GET /api/v1/users/{userId}/addresses/{addressId}"""
         response = await self._http.request(
             "GET",
-            f"/api/v1/users/{_path(user_id)}/addresses/{_path(address_id)}",
+            f"/api/v1/users/{shared.encode_path(user_id)}/addresses/{shared.encode_path(address_id)}",
             headers=self._headers(("bearerAuth",)),
         )
         if response.status_code == 200:
@@ -173,7 +138,7 @@ class UserServiceClient:
         `deleteAddress`: DELETE /api/v1/users/{userId}/addresses/{addressId}"""
         response = await self._http.request(
             "DELETE",
-            f"/api/v1/users/{_path(user_id)}/addresses/{_path(address_id)}",
+            f"/api/v1/users/{shared.encode_path(user_id)}/addresses/{shared.encode_path(address_id)}",
             headers=self._headers(("bearerAuth",)),
         )
         if response.status_code == 204:
@@ -188,8 +153,8 @@ class UserServiceClient:
         `updateAddress`: PATCH /api/v1/users/{userId}/addresses/{addressId}"""
         response = await self._http.request(
             "PATCH",
-            f"/api/v1/users/{_path(user_id)}/addresses/{_path(address_id)}",
-            content=_body(body),
+            f"/api/v1/users/{shared.encode_path(user_id)}/addresses/{shared.encode_path(address_id)}",
+            content=shared.encode_body(body),
             headers=self._headers(("bearerAuth",), json=True),
         )
         if response.status_code == 200:
@@ -219,36 +184,3 @@ class UserServiceClient:
                 status=503, body=models.Readiness.model_validate_json(response.content)
             )
         raise ProblemError.of(response)
-
-
-_SCHEMES: dict[str, tuple[str, str]] = {"bearerAuth": ("Authorization", "Bearer ")}
-"""The header that carries each scheme's credential, and the prefix before it."""
-
-
-def _text(value: object) -> str:
-    """A parameter as the contract writes it (an enum by value, an instant in ISO 8601)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(getattr(value, "value", value))
-
-
-def _path(value: object) -> str:
-    """A path parameter as one URL segment."""
-    return quote(_text(value), safe="")
-
-
-def _query(parameters: dict[str, object]) -> dict[str, str]:
-    """The query parameters that were given (None: absent)."""
-    return {name: _text(value) for name, value in parameters.items() if value is not None}
-
-
-def _int(value: str | None) -> int | None:
-    """An optional integer header."""
-    return None if value is None else int(value)
-
-
-def _body(body: BaseModel) -> bytes:
-    """A request body as the fields the caller set (a `None` set is a `null` sent)."""
-    return body.model_dump_json(by_alias=True, exclude_unset=True).encode()

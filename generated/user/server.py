@@ -14,11 +14,10 @@ from typing import Annotated, Any, Final, Protocol
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from generated.security import Authenticator, Caller, Requirement, Security, serving
+from generated.security import Authenticator, Caller, Requirement, Security, json_response, serving
 from generated.user import models, responses
 
 SECURITY: Final[dict[str, Security]] = {
@@ -153,7 +152,7 @@ def build_router(implementation: UserServiceInterface, security: Authenticator) 
         cursor: Annotated[str | None, Query(pattern="^[A-Za-z0-9_-]{32}$")] = None,
     ) -> Response:
         serving(request)
-        return _json(
+        return json_response(
             await implementation.list_users(caller=caller, limit=limit, cursor=cursor), 200
         )
 
@@ -169,7 +168,9 @@ def build_router(implementation: UserServiceInterface, security: Authenticator) 
         user_id: Annotated[UUID, Path(alias="userId")],
     ) -> Response:
         serving(request)
-        return _json(await implementation.get_user_profile(caller=caller, user_id=user_id), 200)
+        return json_response(
+            await implementation.get_user_profile(caller=caller, user_id=user_id), 200
+        )
 
     @router.patch(
         "/api/v1/users/{userId}",
@@ -184,7 +185,7 @@ def build_router(implementation: UserServiceInterface, security: Authenticator) 
         body: models.UpdateProfileRequest,
     ) -> Response:
         serving(request)
-        return _json(
+        return json_response(
             await implementation.update_user_profile(caller=caller, user_id=user_id, body=body), 200
         )
 
@@ -200,7 +201,9 @@ def build_router(implementation: UserServiceInterface, security: Authenticator) 
         user_id: Annotated[UUID, Path(alias="userId")],
     ) -> Response:
         serving(request)
-        return _json(await implementation.list_addresses(caller=caller, user_id=user_id), 200)
+        return json_response(
+            await implementation.list_addresses(caller=caller, user_id=user_id), 200
+        )
 
     @router.post(
         "/api/v1/users/{userId}/addresses",
@@ -217,7 +220,7 @@ def build_router(implementation: UserServiceInterface, security: Authenticator) 
         serving(request)
         result = await implementation.create_address(caller=caller, user_id=user_id, body=body)
         headers = {"Location": result.location}
-        return _json(result.body, 201, headers)
+        return json_response(result.body, 201, headers)
 
     @router.get(
         "/api/v1/users/{userId}/addresses/{addressId}",
@@ -232,7 +235,7 @@ def build_router(implementation: UserServiceInterface, security: Authenticator) 
         address_id: Annotated[UUID, Path(alias="addressId")],
     ) -> Response:
         serving(request)
-        return _json(
+        return json_response(
             await implementation.get_address(caller=caller, user_id=user_id, address_id=address_id),
             200,
         )
@@ -266,7 +269,7 @@ def build_router(implementation: UserServiceInterface, security: Authenticator) 
         body: models.UpdateAddressRequest,
     ) -> Response:
         serving(request)
-        return _json(
+        return json_response(
             await implementation.update_address(
                 caller=caller, user_id=user_id, address_id=address_id, body=body
             ),
@@ -281,7 +284,7 @@ def build_router(implementation: UserServiceInterface, security: Authenticator) 
     )
     async def get_liveness(request: Request) -> Response:
         serving(request)
-        return _json(await implementation.get_liveness(), 200)
+        return json_response(await implementation.get_liveness(), 200)
 
     @router.get(
         "/health/ready",
@@ -292,18 +295,6 @@ def build_router(implementation: UserServiceInterface, security: Authenticator) 
     async def get_readiness(request: Request) -> Response:
         serving(request)
         result = await implementation.get_readiness()
-        return _json(result.body, result.status)
+        return json_response(result.body, result.status)
 
     return router
-
-
-def _json(
-    body: BaseModel,
-    status: int,
-    headers: dict[str, str] | None = None,
-    *,
-    exclude_none: bool = False,
-) -> Response:
-    """A model as the JSON body (already a model: not validated again on the way out)."""
-    content = body.model_dump_json(by_alias=True, exclude_none=exclude_none)
-    return Response(content, status, headers, media_type="application/json")

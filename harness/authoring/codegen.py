@@ -1,4 +1,5 @@
-"""The modules generated beside the models: `security.py` (shared), and per contract the server
+"""The modules generated beside the models: `security.py` and `client.py` (shared by every
+server and every client), and per contract the server
 interface and router, the typed client, the typed responses (OpenAPI) and the event interfaces
 (AsyncAPI application documents). The templates are in `templates/`; what is too fiddly for a
 template (an argument list, a route's body) is built here. Every module is formatted with
@@ -103,6 +104,10 @@ def render_security(header: str) -> str:
     return _render("security.py.jinja", header=header)
 
 
+def render_client_support(header: str) -> str:
+    return _render("client_support.py.jinja", header=header)
+
+
 # --- responses.py -------------------------------------------------------------------------------
 
 
@@ -180,7 +185,7 @@ def _route_lines(api: Api, operation: Operation) -> list[str]:
         if returned.body is None:
             return [*lines, f"await {call}", f"return Response(status_code={returned.status})"]
         exclude = ", exclude_none=True" if returned.exclude_none else ""
-        return [*lines, f"return _json(await {call}, {returned.status}{exclude})"]
+        return [*lines, f"return json_response(await {call}, {returned.status}{exclude})"]
     fields = {field.name: field for field in api.result_fields(operation)}
     lines.append(f"result = await {call}")
     status = "result.status" if "status" in fields else str(operation.returned[0].status)
@@ -216,7 +221,7 @@ def _route_lines(api: Api, operation: Operation) -> list[str]:
             "if result.body is None:",
             f"    return Response(status_code={status}{', headers=headers' * bool(unique)})",
         ]
-    lines.append(f"return _json(result.body, {status}{headers_argument}{exclude_argument})")
+    lines.append(f"return json_response(result.body, {status}{headers_argument}{exclude_argument})")
     return lines
 
 
@@ -236,7 +241,8 @@ def render_server(
     markers = sorted({p.location.capitalize() for op in api.operations for p in op.parameters})
     project = sorted(
         [
-            "from generated.security import Authenticator, Caller, Requirement, Security, serving",
+            "from generated.security import"
+            " (Authenticator, Caller, Requirement, Security, json_response, serving)",
             f"from {package} import models" + (", responses" if typed else ""),
         ],
         key=_module_of,
@@ -285,11 +291,13 @@ def _client_lines(api: Api, operation: Operation) -> list[str]:
     query = [p for p in operation.parameters if p.location == "query"]
     if query:
         entries = ", ".join(f'"{p.name}": {p.python}' for p in query)
-        arguments.append(f"params=_query({{{entries}}})")
+        arguments.append(f"params=shared.encode_query({{{entries}}})")
     header_parameters = [p for p in operation.parameters if p.location == "header"]
     json_body = operation.body is not None
     if json_body:
-        body = "_body(body)" if operation.body_required else "None if body is None else _body(body)"
+        body = "shared.encode_body(body)"
+        if not operation.body_required:
+            body = f"None if body is None else {body}"
         arguments.append(f"content={body}")
     scheme_tuple = "(" + "".join(f'"{s}", ' for s in schemes) + ")"
     headers = f"self._headers({scheme_tuple}{', json=True' if json_body else ''})"
@@ -298,11 +306,11 @@ def _client_lines(api: Api, operation: Operation) -> list[str]:
         lines.append(f"headers = {headers}")
         for p in header_parameters:
             if p.required or p.type.has_default:
-                lines.append(f'headers["{p.name}"] = _text({p.python})')
+                lines.append(f'headers["{p.name}"] = shared.encode_text({p.python})')
             else:
                 lines += [
                     f"if {p.python} is not None:",
-                    f'    headers["{p.name}"] = _text({p.python})',
+                    f'    headers["{p.name}"] = shared.encode_text({p.python})',
                 ]
         arguments.append("headers=headers")
     else:
@@ -331,7 +339,7 @@ def _client_lines(api: Api, operation: Operation) -> list[str]:
                 else f'response.headers.get("{header.name}")'
             )
             if header.annotation == "int":
-                read = f"int({read})" if header.required else f"_int({read})"
+                read = f"int({read})" if header.required else f"shared.optional_int({read})"
             values.append(f"{header.python}={read}")
         lines.append(f"    return responses.{operation.result_class}({', '.join(values)})")
     lines.append("raise ProblemError.of(response)")
@@ -341,10 +349,9 @@ def _client_lines(api: Api, operation: Operation) -> list[str]:
 def render_client(
     api: Api, *, header: str, contract: str, package: str, client: str, typed: bool
 ) -> str:
-    lines, typing = _stdlib(_annotations(api), dates=["date"])  # `_text` reads dates
+    lines, typing = _stdlib(_annotations(api))
     if typing:
         lines.append(f"from typing import {', '.join(sorted(set(typing)))}")
-    lines.append("from urllib.parse import quote")
     lines.sort(key=_module_of)
     return _render(
         "client.py.jinja",

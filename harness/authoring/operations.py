@@ -168,7 +168,9 @@ class Operation:
     def path_format(self) -> str:
         """The path as an f-string body over the client's arguments."""
         by_name = {p.name: p.python for p in self.parameters if p.location == "path"}
-        return re.sub(r"\{([^}]+)\}", lambda m: "{_path(" + by_name[m.group(1)] + ")}", self.path)
+        return re.sub(
+            r"\{([^}]+)\}", lambda m: "{shared.encode_path(" + by_name[m.group(1)] + ")}", self.path
+        )
 
     def statuses(self) -> list[int]:
         return [response.status for response in self.returned]
