@@ -92,3 +92,45 @@ def lint(
     count = len(report.findings)
     err.print(f"{count} problem{'s' * (count != 1)} in {len(report.documents)} contract files")
     raise typer.Exit(1)
+
+
+new_app = typer.Typer(help="Add a part to the project, in the layout of the others.")
+
+
+@new_app.command("service")
+def new_service(
+    name: Annotated[
+        str, typer.Argument(help="The service's name: its package services/NAME, settings NAME_*.")
+    ],
+    contract: Annotated[
+        Path,
+        typer.Option(
+            "--contract",
+            help="Its OpenAPI contract, in the project (e.g. contracts/openapi/NAME-service.yaml).",
+            dir_okay=False,
+        ),
+    ],
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="Its port under `accord up` (default: the next free one)."),
+    ] = None,
+    root: RootOption = None,
+) -> None:
+    """Scaffold a service from its contract: services/NAME (settings, app, main, and the
+    generated interface implemented with 501s until written), its tests, its generated code,
+    and its entries in pyproject.toml, which make it `accord serve NAME` and part of `accord up`.
+    Nothing that exists is overwritten."""
+    from harness.authoring import scaffold
+
+    project = load_project(root)
+    try:
+        plan = scaffold.plan(project, name, contract, port)
+    except scaffold.ScaffoldError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    scaffold.write(project, plan, lambda path: out.print(f"  created {path.as_posix()}"))
+    out.print(
+        f"The {name} service is scaffolded, on port {plan.service.port}.\n"
+        f"  next: write services/{name}/api.py (each operation answers 501 until then), then\n"
+        f"        `pytest tests/{name}`, `accord serve {name}`, `accord up`"
+    )

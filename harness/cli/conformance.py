@@ -13,7 +13,7 @@ from rich.table import Column, Table
 
 from harness.cli.common import RootOption
 from harness.cli.evolution import OutputFormat
-from harness.conformance.verify import LAYERS, SERVICES, Summary, VerifyError, layer_name, run
+from harness.conformance.verify import LAYERS, Summary, VerifyError, layer_name, run
 from harness.project import Project
 
 # The table names each layer as --layer does (harness.conformance.verify.LAYERS); the rest are
@@ -29,7 +29,7 @@ def verify(
         typer.Option(
             "--service",
             metavar="<name>",
-            help=f"Only this service ({', '.join(SERVICES)}); repeatable.",
+            help="Only this service (a name in [[tool.accord.service]]); repeatable.",
         ),
     ] = None,
     layer: Annotated[
@@ -48,8 +48,10 @@ def verify(
     service; exit 1 on any failure."""
     from harness.cli.common import err, load_project, out
 
+    project = load_project(root)
+    services = tuple(entry.name for entry in project.services)
     layers = [layer_name(value) or value for value in layer or ()]
-    for value, known, flag in ((service, SERVICES, "--service"), (layers, LAYERS, "--layer")):
+    for value, known, flag in ((service, services, "--service"), (layers, LAYERS, "--layer")):
         unknown = sorted(set(value or ()) - set(known))
         if unknown:
             err.print(
@@ -57,7 +59,6 @@ def verify(
                 f"one of {', '.join(known)}"
             )
             raise typer.Exit(2)
-    project = load_project(root)
 
     try:
         summary = _run_with_progress(project, service or (), layers)

@@ -32,7 +32,6 @@ EVENTS_VARIABLE = "ACCORD_VERIFY_EVENTS"
 SERVICES_VARIABLE = "ACCORD_VERIFY_SERVICES"
 LAYERS_VARIABLE = "ACCORD_VERIFY_LAYERS"
 
-SERVICES = ("auth", "user", "notification")
 # The layers as `accord verify` names them everywhere: its tables, its JSON, `--layer`, and the
 # `conformance(service, layer)` markers.
 LAYERS = ("pacts", "schemathesis", "contract-code", "rbac")
@@ -140,6 +139,8 @@ class Summary:
     collected: int = 0
     exitstatus: int | None = None
     seconds: float = 0.0
+    # The project's services (`[[tool.accord.service]]`), in the order the tables list them.
+    order: tuple[str, ...] = ()
 
     def tally(self, service: str, layer: str) -> Tally:
         return self.tallies.setdefault(service, {}).setdefault(layer, Tally())
@@ -150,8 +151,9 @@ class Summary:
         return not self.failures and self.collected > 0 and self.exitstatus == 0
 
     def services(self) -> list[str]:
-        known = [name for name in SERVICES if name in self.tallies]
-        return known + sorted(set(self.tallies) - set(SERVICES))
+        """The services with a tally: the project's in registry order, then any other."""
+        known = [name for name in self.order if name in self.tallies]
+        return known + sorted(set(self.tallies) - set(self.order))
 
     def layers(self, service: str) -> list[str]:
         present = self.tallies.get(service, {})
@@ -220,7 +222,7 @@ def run(
     if not (project.root / "tests").is_dir():
         raise VerifyError(f"{project.relative(project.root / 'tests')}/ does not exist")
     require_test_dependencies(project)
-    summary = Summary()
+    summary = Summary(order=tuple(entry.name for entry in project.services))
     where: dict[str, tuple[str, str]] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="accord-verify-") as scratch:

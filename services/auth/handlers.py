@@ -268,6 +268,15 @@ async def get_account(user_id: uuid.UUID, deps: Dependencies) -> Account:
     return account
 
 
+async def get_user_account(user_id: uuid.UUID, deps: Dependencies) -> Account:
+    """Any user's account, deactivated ones included (an admin sees them as they are)."""
+    async with deps.unit_of_work() as uow:
+        account = await uow.accounts.get(user_id)
+    if account is None:
+        raise UserNotFoundError(user_id)
+    return account
+
+
 async def request_email_verification(command: RequestEmailVerification, deps: Dependencies) -> None:
     """Issue a verification token and publish `user.email.verification.requested`."""
     async with deps.unit_of_work() as uow:

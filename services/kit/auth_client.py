@@ -1,14 +1,11 @@
 """The one way a service calls the auth service: the generated `AuthServiceClient`
-(`generated/auth/client.py`, from `contracts/openapi/auth-service.yaml`) inside one client policy.
+(`generated/auth/client.py`, from `contracts/openapi/auth-service.yaml`) inside the kit's client
+policy (`services/kit/calls.py`: a deadline per attempt, bounded retries of timeouts, transport
+errors, 429 and 5xx with doubling pauses, `Retry-After` honoured).
 
-- Each attempt has a deadline (`ClientPolicy.timeout`; the answer read and decoded included).
-- A timeout, a connection error, a 429 or a 5xx is tried again, at most `retries` times, after a
-  pause that doubles from `backoff` up to `max_pause`. A `Retry-After` the auth service sends is
-  honoured: the pause is at least that long, and when it asks for longer than `max_pause` the
-  policy stops there rather than ask again too early.
-- Anything else (a refused service credential, an answer that breaks the contract) is not
-  tried again: no retry can fix it.
-- Then the answer is `AuthServiceUnavailableError`, with the reason.
+Where the policy passes a problem on (a refused service credential, a 404 the operation does
+not expect), and whenever the auth service cannot answer, the answer here is
+`AuthServiceUnavailableError`, with the reason: no retry can fix it.
 
 `AuthClient.roles` (`getUserRoles`) adds a short cache (`cache_seconds`, with `evict`) and
 coalescing: concurrent look-ups of one user share one request. `AuthClient.jwks` (`getJwks`) is
@@ -24,14 +21,25 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, TypeVar
 
 import httpx
 
+import generated.client
 from generated.auth.client import AuthServiceClient, ProblemError
+from services.kit import calls
+from services.kit.calls import ClientPolicy, ServiceUnavailableError
 from services.kit.tokens import KeySourceUnavailableError
+
+__all__ = [
+    "JWKS_PATH",
+    "MAX_CACHED_USERS",
+    "AuthClient",
+    "AuthServiceUnavailableError",
+    "ClientPolicy",
+    "jwks_base_url",
+]
 
 log = logging.getLogger("accord.auth_client")
 
@@ -42,45 +50,8 @@ MAX_CACHED_USERS: Final = 10_000
 JWKS_PATH: Final = "/.well-known/jwks.json"
 
 
-class AuthServiceUnavailableError(Exception):
+class AuthServiceUnavailableError(ServiceUnavailableError):
     """The auth service gave no usable answer within the policy; `reason` says what happened."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class ClientPolicy:
-    """How hard, and how often, a service asks the auth service (seconds throughout)."""
-
-    timeout: float = 1.0
-    """The deadline of one attempt."""
-    retries: int = 2
-    """Attempts after the first, for the failures worth trying again."""
-    backoff: float = 0.05
-    """The pause before the first retry; it doubles before each next one."""
-    max_pause: float = 2.0
-    """The longest pause, and the longest `Retry-After` waited for."""
-    cache_seconds: float = 10.0
-    """How long a user's roles are reused; 0 asks every time."""
-
-    def __post_init__(self) -> None:
-        if self.timeout <= 0:
-            raise ValueError(f"the timeout must be positive, not {self.timeout}")
-        if self.retries < 0:
-            raise ValueError(f"the retries cannot be negative, not {self.retries}")
-        for name in ("backoff", "max_pause", "cache_seconds"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} cannot be negative, not {getattr(self, name)}")
-
-    def pause(self, retry: int) -> float:
-        """The pause before retry number `retry` (1 for the first)."""
-        return float(min(self.backoff * 2 ** (retry - 1), self.max_pause))
-
-
-def _retried(status: int) -> bool:
-    return status == httpx.codes.TOO_MANY_REQUESTS or status >= 500
 
 
 def jwks_base_url(url: str, setting: str) -> str:
@@ -204,40 +175,20 @@ class AuthClient:
     # --- the policy ------------------------------------------------------------------------
 
     async def call(self, operation: Callable[[AuthServiceClient], Awaitable[T]], what: str) -> T:
-        """`operation` on the generated client under the policy: its answer, or
-        `AuthServiceUnavailableError` naming what was asked (`what`)."""
-        policy = self._policy
-        failure = "no attempt was made"
-        for attempt in range(1, policy.retries + 2):
-            pause = policy.pause(attempt)
-            try:
-                async with asyncio.timeout(policy.timeout):
-                    return await operation(self._client)
-            except TimeoutError:
-                failure = f"no answer within {policy.timeout:g} s"
-            except httpx.TransportError as error:  # refused, reset, the transport's timeouts
-                failure = type(error).__name__
-            except ProblemError as error:
-                if not _retried(error.status):
-                    raise self._refused(what, error.status) from None
-                failure = f"status {error.status}"
-                retry_after = error.retry_after
-                if retry_after is not None:
-                    if retry_after > policy.max_pause:
-                        failure += f", asked to retry after {retry_after} s"
-                        break
-                    pause = max(pause, float(retry_after))
-            except httpx.HTTPError as error:
-                raise AuthServiceUnavailableError(f"{what}: {type(error).__name__}") from None
-            except (ValueError, LookupError):  # a body or a required header off the contract
-                log.error("the auth service's answer to %s breaks its contract", what)
-                raise AuthServiceUnavailableError(
-                    f"{what}: the auth service's answer breaks its contract"
-                ) from None
-            if attempt <= policy.retries:
-                log.warning("%s: attempt %d failed (%s)", what, attempt, failure)
-                await self._sleep(pause)
-        raise AuthServiceUnavailableError(f"{what}: the auth service could not answer ({failure})")
+        """`operation` on the generated client under the policy (`services.kit.calls.call`): its
+        answer, or `AuthServiceUnavailableError` naming what was asked (`what`)."""
+        try:
+            return await calls.call(
+                self._policy,
+                partial(operation, self._client),
+                what,
+                service="the auth service",
+                sleep=self._sleep,
+            )
+        except ServiceUnavailableError as error:
+            raise AuthServiceUnavailableError(error.reason, error.retry_after) from None
+        except generated.client.ProblemError as error:
+            raise self._refused(what, error.status) from None
 
     def _refused(self, what: str, status: int) -> AuthServiceUnavailableError:
         if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):

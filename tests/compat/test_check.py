@@ -87,9 +87,10 @@ def test_a_removed_response_property_that_a_pact_uses_fails_naming_the_consumer(
     assert answer["safe"] is False
     pact = [c for c in answer["conflicts"] if c["kind"] == "pact"]
     assert pact, answer["conflicts"]
-    # Both services' roles clients hold pacts for getUserRoles (the notification service's
-    # since issue 17).
+    # Every service's roles client holds a pact for getUserRoles (the notification service's
+    # since issue 17, the gateway's since issue 18).
     assert {tuple(c["consumers"]) for c in pact} == {
+        ("gateway-service",),
         ("notification-service",),
         ("user-service",),
     }
@@ -102,7 +103,7 @@ def test_a_removed_response_property_that_a_pact_uses_fails_naming_the_consumer(
     }
     # The same schema answers `setUserRoles`, which no pact covers.
     assert breaking == {
-        (ROLES, ("notification-service", "user-service")),
+        (ROLES, ("gateway-service", "notification-service", "user-service")),
         ("PUT /api/v1/auth/users/{userId}/roles", ("clients without a pact",)),
     }
 
@@ -169,6 +170,61 @@ def test_a_renamed_event_field_breaks_the_consumers_that_read_it(repo: Project) 
     assert exit_code == 1
     pact_consumers = {c["consumers"][0] for c in answer["conflicts"] if c["kind"] == "pact"}
     assert {"user-service", "notification-service"} <= pact_consumers
+
+
+ACCOUNT = """\
+      required: [id, email, emailVerified, roles, status, createdAt]
+      properties:
+        id:
+          $ref: '#/components/schemas/UserId'
+        email:
+          $ref: '#/components/schemas/Email'
+        emailVerified:
+"""
+DISPLAY_NAME = """\
+      required: [id, email, displayName, firstName, lastName, phone, status, createdAt, updatedAt]
+"""
+
+
+def test_a_renamed_account_field_the_gateway_reads_fails_naming_the_gateway(
+    repo: Project,
+) -> None:
+    edit(auth_service(repo), ACCOUNT, ACCOUNT.replace("emailVerified", "emailConfirmed"))
+
+    exit_code, answer = report(repo)
+
+    assert exit_code == 1
+    pact = [c for c in answer["conflicts"] if c["kind"] == "pact"]
+    # Only the gateway reads accounts (`getCurrentAccount`, `getAccount`).
+    assert {tuple(c["consumers"]) for c in pact} == {("gateway-service",)}
+    assert {c["subject"] for c in pact} == {
+        "GET /api/v1/auth/me",
+        "GET /api/v1/auth/users/{userId}",
+    }
+    read = {c["subject"] for c in pact if "$.emailVerified: the consumer reads it" in c["message"]}
+    assert read == {"GET /api/v1/auth/me", "GET /api/v1/auth/users/{userId}"}
+    assert "breaks gateway-service" in check(repo).stdout
+
+
+def test_a_removed_profile_field_the_gateway_reads_fails_naming_the_gateway(
+    repo: Project,
+) -> None:
+    path = repo.contracts_dir / "openapi" / "user-service.yaml"
+    edit(path, DISPLAY_NAME, DISPLAY_NAME.replace(" displayName,", ""))
+    text = path.read_text()
+    start = text.index("    Profile:\n")
+    field = text.index("        displayName:\n", start)
+    end = text.index("        firstName:\n", field)
+    path.write_text(text[:field] + text[end:])
+
+    exit_code, answer = report(repo)
+
+    assert exit_code == 1
+    pact = [c for c in answer["conflicts"] if c["kind"] == "pact"]
+    assert {tuple(c["consumers"]) for c in pact} == {("gateway-service",)}
+    assert {c["subject"] for c in pact} == {"GET /api/v1/users/{userId}"}
+    assert any("$.displayName: the consumer reads it" in c["message"] for c in pact), pact
+    assert "breaks gateway-service" in check(repo).stdout
 
 
 def test_an_unreadable_pact_is_a_clear_error(repo: Project) -> None:

@@ -1,8 +1,8 @@
-"""Every request example in the three OpenAPI contracts is one the service accepts: each example
-of each parameter and of each request body, sent to the running service (as an admin where the
-operation needs a credential), is never refused as invalid (400 or 422), nor fails (5xx). An
-example may still meet a resource that does not exist (404), a spent token (401) or a conflict
-(409): those are answers about the state, not about the request.
+"""Every request example in each registered service's OpenAPI contract is one the service
+accepts: each example of each parameter and of each request body, sent to the running service
+(as an admin where the operation needs a credential), is never refused as invalid (400 or 422),
+nor fails (5xx). An example may still meet a resource that does not exist (404), a spent token
+(401) or a conflict (409): those are answers about the state, not about the request.
 
 A request is built from the operation's examples: one per body example, with every parameter at
 its first example; then one per further example of each parameter."""

@@ -1,4 +1,4 @@
-"""The RBAC matrix of the three services, derived from their contracts: for every operation and
+"""The RBAC matrix of every registered service, derived from its contract: for every operation and
 every kind of caller, the outcome the operation's `security` requirement (and its
 `x-owner-parameter`) promises, checked against the service running in-process.
 
@@ -31,9 +31,11 @@ import yaml
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from harness.project import Project
 from services.auth.app import create_app as create_auth_app
 from services.auth.grants import grant_role
 from services.auth.settings import Settings as AuthSettings
+from services.gateway.app import create_app as create_gateway_app
 from services.kit.events import encode
 from services.kit.memory import InMemoryBroker, InMemoryEventConsumer
 from services.kit.topology import QueueSpec
@@ -48,6 +50,7 @@ from services.user.roles import InMemoryRolesClient
 from services.user.storage import SqlUserStore
 from tests import factories
 from tests.conftest import REPOSITORY
+from tests.contract.served import Backends, composed_from
 from tests.notification.support import Tokens as NotificationTokens
 from tests.notification.support import settings_for as notification_settings
 from tests.user.conftest import ADMIN_ROLES, FAST, HOME, user_settings
@@ -55,7 +58,7 @@ from tests.user.conftest import Tokens as UserTokens
 
 pytestmark = pytest.mark.contract
 
-SERVICES = ("auth", "user", "notification")
+SERVICES = tuple(entry.name for entry in Project.load(REPOSITORY).services)
 # The problem types every contract's table gives for a refused caller.
 UNAUTHENTICATED = "https://accord.example/problems/unauthenticated"
 FORBIDDEN = "https://accord.example/problems/forbidden"
@@ -430,6 +433,38 @@ def notification(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
         yield RunningService(client, subject)
 
 
+@pytest.fixture(scope="module")
+def gateway_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Backends, RunningService]]:
+    """The gateway in front of the real auth and user services (each on a port); each subject
+    is a freshly registered user whose profile the user service has made, with an address."""
+    directory: Path = tmp_path_factory.mktemp("rbac-gateway")
+    with composed_from(f"sqlite:///{directory / 'auth.db'}", directory) as backends:
+        other = backends.register()
+        with served(create_gateway_app(backends.gateway_settings())) as client:
+
+            def subject() -> Subject:
+                owner = backends.with_profile(backends.register())
+                return Subject(
+                    {"userId": owner["userId"]},
+                    {
+                        ANONYMOUS.name: {},
+                        OWNER.name: _bearer(owner["accessToken"]),
+                        USER.name: _bearer(owner["accessToken"]),
+                        NON_OWNER.name: _bearer(other["accessToken"]),
+                        ADMIN.name: {"Authorization": backends.admin},
+                    },
+                )
+
+            yield backends, RunningService(client, subject)
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_stack: tuple[Backends, RunningService]) -> RunningService:
+    return gateway_stack[1]
+
+
 # --- the matrix ------------------------------------------------------------------------------
 
 
@@ -450,3 +485,43 @@ def test_each_caller_is_let_in_or_refused_as_the_contract_states(
     assert outcome(response) == expected(operation, caller), (
         f"{operation.method} {path} as {caller.name}: {response.status_code} {response.text}"
     )
+
+
+# --- a caller whose account is gone ----------------------------------------------------------
+
+
+@pytest.mark.conformance("gateway", "rbac")
+def test_the_gateway_refuses_a_deactivated_accounts_token_on_an_overview_that_needs_ownership(
+    gateway_stack: tuple[Backends, RunningService],
+) -> None:
+    # The token still verifies (it has not expired) and its holder is the path's owner; but
+    # the account is deactivated, and a deactivated account's token is answered with 401 on
+    # every operation that requires a role or ownership (the auth contract's "Authorization").
+    backends, gateway = gateway_stack
+    user = backends.deactivated()
+
+    response = gateway.client.get(
+        f"/api/v1/users/{user['userId']}/overview", headers=_bearer(user["accessToken"])
+    )
+
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == UNAUTHENTICATED
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.conformance("gateway", "rbac")
+def test_a_deactivated_account_reads_its_own_overview_as_deactivated(
+    gateway_stack: tuple[Backends, RunningService],
+) -> None:
+    # `getMyOverview` needs no role nor ownership, and the auth service answers
+    # `getCurrentAccount` for a deactivated account's token (200, `status: deactivated`), so the
+    # account is not "gone" and the gateway answers 200 (its contract's 401 is for an account
+    # the auth service refuses).
+    backends, gateway = gateway_stack
+    user = backends.deactivated()
+
+    response = gateway.client.get("/api/v1/me", headers=_bearer(user["accessToken"]))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["account"]["status"] == "deactivated"

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.contract
 
 SERVICES = [
     pytest.param(name, marks=pytest.mark.conformance(name, "contract-code"))
-    for name in ("auth", "user", "notification")
+    for name in ("auth", "user", "notification", "gateway")
 ]
 METHODS = {"GET", "PUT", "POST", "DELETE", "PATCH"}
 

@@ -11,7 +11,7 @@ import pytest
 from harness.project import Project
 from harness.stack.up import Stack, StackConfig
 from tests.conftest import REPOSITORY
-from tests.e2e.support import StartStack, free_ports
+from tests.e2e.support import StartStack, stack_ports
 
 
 @pytest.fixture
@@ -19,9 +19,7 @@ async def start_stack(tmp_path: Path) -> AsyncIterator[StartStack]:
     stacks: list[Stack] = []
 
     async def start(**options: Any) -> Stack:
-        ports = dict(
-            zip(("auth", "user", "notification", "aws", "smtp", "mail"), free_ports(6), strict=True)
-        )
+        ports = stack_ports()
         config = StackConfig(
             project=Project.load(REPOSITORY),
             ports=ports,

@@ -21,10 +21,9 @@ import yaml
 
 from harness.project import Project
 from services.kit.tokens import SigningKey
-from tests.e2e.support import free_ports
+from tests.e2e.support import free_ports, port_flags, stack_ports
 
 ACCORD = str(Path(sys.executable).with_name("accord"))
-PORTS = ("auth", "user", "notification", "aws", "smtp", "mail")
 # services/kit/startup.py LOG_FORMAT and RequestLog, for `accord up` and `accord serve` alike.
 REQUEST_LINE = r"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d,\d{{3}} accord\.{service} +{request} \(\d+ ms\)$"
 UVICORN_LINES = ("uvicorn", "Started server process", "Application startup", "Shutting down")
@@ -57,8 +56,7 @@ def interrupt(process: subprocess.Popen[bytes]) -> int:
 def test_up_lists_every_url_logs_no_uvicorn_lines_and_stops_on_ctrl_c(
     project_copy: Project, tmp_path: Path
 ) -> None:
-    ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
-    flags = [argument for name in PORTS for argument in (f"--{name}-port", str(ports[name]))]
+    flags = port_flags(stack_ports())
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(

@@ -21,7 +21,7 @@ from services.kit.auth_client import AuthClient, ClientPolicy
 from services.kit.tokens import JwksKeySource
 from services.user.roles import AuthServiceRoles
 from tests.conftest import REPOSITORY
-from tests.contract.served import _uvicorn, free_port
+from tests.contract.served import free_port, uvicorn_serving
 
 EXAMPLE_USER = uuid.UUID("6f1c1e0e-8f3e-4c1a-9d3e-2b7f4a6c9e10")
 
@@ -29,7 +29,7 @@ EXAMPLE_USER = uuid.UUID("6f1c1e0e-8f3e-4c1a-9d3e-2b7f4a6c9e10")
 @pytest.fixture(scope="module")
 def auth_mock() -> Iterator[str]:
     contract = REPOSITORY / "contracts" / "openapi" / "auth-service.yaml"
-    with _uvicorn(build_app(contract)) as url:
+    with uvicorn_serving(build_app(contract)) as url:
         yield url
 
 

@@ -26,12 +26,11 @@ import httpx
 import pytest
 
 from tests.conftest import REPOSITORY
-from tests.e2e.support import free_ports
+from tests.e2e.support import SERVICES, free_ports, port_flags, stack_ports
 
 pytestmark = pytest.mark.emulator
 
 README = (REPOSITORY / "README.md").read_text(encoding="utf-8")
-PORTS = ("auth", "user", "notification", "aws", "smtp", "mail")
 
 
 def shell_blocks() -> list[str]:
@@ -66,6 +65,7 @@ class Newcomer:
             "AUTH": f"http://127.0.0.1:{ports['auth']}",
             "USERS": f"http://127.0.0.1:{ports['user']}",
             "MAIL": f"http://127.0.0.1:{ports['mail']}",
+            "GATEWAY": f"http://127.0.0.1:{ports['gateway']}",
         }
         self.env.pop("PYTHONPATH", None)
         self.log: list[str] = []
@@ -99,7 +99,7 @@ class Newcomer:
         )
 
     def up_flags(self) -> str:
-        return " ".join(f"--{name}-port {self.ports[name]}" for name in PORTS)
+        return " ".join(port_flags(self.ports))
 
 
 def fresh_clone(destination: Path) -> None:
@@ -128,7 +128,7 @@ def fresh_clone(destination: Path) -> None:
 def wait_until_ready(newcomer: Newcomer, process: subprocess.Popen[bytes], log: Path) -> None:
     started = time.monotonic()
     deadline = started + 180
-    urls = [f"http://127.0.0.1:{newcomer.ports[name]}/health/ready" for name in PORTS[:3]]
+    urls = [f"http://127.0.0.1:{newcomer.ports[name]}/health/ready" for name in SERVICES]
     while time.monotonic() < deadline:
         assert process.poll() is None, f"accord up exited:\n{log.read_text()[-4000:]}"
         try:
@@ -156,8 +156,7 @@ def stop(process: subprocess.Popen[bytes], log: Path) -> None:
 def newcomer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newcomer]:
     root = tmp_path_factory.mktemp("newcomer") / "accord"
     fresh_clone(root)
-    ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
-    person = Newcomer(root, ports)
+    person = Newcomer(root, stack_ports())
     person.run(f"{sys.executable} -m venv .venv")
     yield person
     print("\n".join(["newcomer's commands and their times:", *person.log]))

@@ -14,10 +14,9 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.project import Project
 from harness.stack.up import PortInUseError, run
-from tests.e2e.support import StartStack, free_ports
+from tests.e2e.support import StartStack, port_flags, stack_ports
 
 runner = CliRunner()
-PARTS = ("auth", "user", "notification", "aws", "smtp", "mail")
 
 
 def state_of(state: Path) -> dict[str, bytes]:
@@ -37,12 +36,12 @@ def test_a_start_refused_for_a_port_in_use_leaves_the_running_stacks_state_alone
     (state / "stack.json").write_text('{"aws": {"endpoint": "http://127.0.0.1:4566"}}\n')
     (state / "auth.db").write_bytes(b"the running stack's database")
     before = state_of(state)
-    ports = dict(zip(PARTS, free_ports(len(PARTS)), strict=True))
+    ports = stack_ports()
 
     with socket.socket() as running:  # the first stack's auth service
         running.bind(("127.0.0.1", ports["auth"]))
         running.listen()
-        flags = [f"--{part}-port={port}" for part, port in ports.items()]
+        flags = port_flags(ports)
         result = runner.invoke(
             app, ["up", "--root", str(project_copy.root), *flags, *(["--reset"] * reset)]
         )

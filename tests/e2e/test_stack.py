@@ -217,6 +217,7 @@ async def test_the_readme_walkthrough_runs_as_written(start_stack: StartStack) -
             "AUTH": stack.config.url("auth"),
             "USERS": stack.config.url("user"),
             "MAIL": stack.config.url("mail"),
+            "GATEWAY": stack.config.url("gateway"),
         },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -228,3 +229,4 @@ async def test_the_readme_walkthrough_runs_as_written(start_stack: StartStack) -
     assert "   401" in text  # the old refresh token is refused after the reset
     assert "login now answers 403" in text
     assert "profile status: deactivated" in text
+    assert "the gateway's overview: profile available, addresses [], partial False" in text

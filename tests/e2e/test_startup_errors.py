@@ -22,11 +22,20 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from harness.project import Project
+from harness.stack.up import has_database
 from services.kit.startup import StartupError
 from services.kit.tokens import SigningKey
-from tests.e2e.support import StartStack, free_ports
+from tests.conftest import REPOSITORY
+from tests.e2e.support import SERVICES, StartStack, free_ports, port_flags, stack_ports
 
-SERVICES = ("auth", "user", "notification")
+# The services that keep a database (the gateway keeps none): the database cases are theirs.
+WITH_DATABASE = tuple(name for name in SERVICES if has_database(name))
+# Every variable a service or the bus reads, left out of the environment a command inherits.
+PREFIXES = (
+    *(entry.env_prefix for entry in Project.load(REPOSITORY).services),
+    "AWS_",
+    "ACCORD_",
+)
 PASSWORD = "s3cret-pw-4729"  # in every URL given, and never in what is printed
 ACCORD = str(Path(sys.executable).with_name("accord"))
 
@@ -49,11 +58,7 @@ class Run:
 
 def accord(*args: str, env: dict[str, str], cwd: Path) -> Run:
     """`accord ARGS` in its own process, with `env` over a clean environment."""
-    clean = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AUTH_", "USER_", "NOTIFICATION_", "AWS_", "ACCORD_"))
-    }
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(PREFIXES)}
     result = subprocess.run(
         [ACCORD, *args],
         env={**clean, "ACCORD_ENV": "local", "COLUMNS": "300", **env},
@@ -146,7 +151,7 @@ async def _execute(url: str, statements: str) -> None:
 
 
 @pytest.mark.emulator
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WITH_DATABASE)
 def test_serve_with_the_database_server_unreachable_names_the_setting_and_the_address(
     service: str,
     serve_env: Callable[[str, str], dict[str, str]],
@@ -163,7 +168,7 @@ def test_serve_with_the_database_server_unreachable_names_the_setting_and_the_ad
 
 @pytest.mark.emulator
 @pytest.mark.postgres
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WITH_DATABASE)
 def test_serve_with_a_database_that_does_not_exist_names_the_setting_and_the_database(
     service: str,
     serve_env: Callable[[str, str], dict[str, str]],
@@ -186,7 +191,7 @@ def test_serve_with_a_database_that_does_not_exist_names_the_setting_and_the_dat
 
 @pytest.mark.emulator
 @pytest.mark.postgres
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WITH_DATABASE)
 def test_serve_with_migrations_that_fail_names_the_setting_and_the_reason(
     service: str,
     serve_env: Callable[[str, str], dict[str, str]],
@@ -217,14 +222,7 @@ def test_serve_on_a_port_in_use_names_the_port_and_the_option(
 
 
 def up_args(project: Project, ports: dict[str, int]) -> list[str]:
-    return ["up", "--root", str(project.root)] + [
-        argument for name, port in ports.items() for argument in (f"--{name}-port", str(port))
-    ]
-
-
-def stack_ports() -> dict[str, int]:
-    names = ("auth", "user", "notification", "aws", "smtp", "mail")
-    return dict(zip(names, free_ports(len(names)), strict=True))
+    return ["up", "--root", str(project.root), *port_flags(ports)]
 
 
 def test_up_with_migrations_that_fail_names_the_setting_and_exits_2(

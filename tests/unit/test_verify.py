@@ -30,6 +30,22 @@ runner = CliRunner()
 PYPROJECT = """\
 [tool.accord]
 
+# The services `--service` names and the tables list, in this order.
+[[tool.accord.service]]
+name = "auth"
+port = 3001
+openapi = "contracts/openapi/auth-service.yaml"
+
+[[tool.accord.service]]
+name = "user"
+port = 3002
+openapi = "contracts/openapi/user-service.yaml"
+
+[[tool.accord.service]]
+name = "notification"
+port = 3003
+openapi = "contracts/openapi/notification-service.yaml"
+
 [tool.pytest.ini_options]
 addopts = "--strict-markers -ra"
 markers = [
@@ -170,6 +186,15 @@ def test_an_unknown_layer_is_refused_naming_it(project: Path) -> None:
 
     assert result.exit_code == 2
     assert "--layer: unknown smoke" in result.stderr
+
+
+def test_a_service_the_project_does_not_register_is_refused_naming_those_it_does(
+    project: Path,
+) -> None:
+    result = runner.invoke(app, ["verify", "--root", str(project), "--service", "gateway"])
+
+    assert result.exit_code == 2
+    assert "--service: unknown gateway; one of auth, user, notification" in result.stderr
 
 
 def test_a_layer_is_named_as_the_table_prints_it_or_as_before() -> None:

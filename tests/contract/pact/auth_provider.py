@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,6 +31,7 @@ from services.auth.grants import grant_role
 from services.auth.settings import Settings
 from services.kit.events import Message
 from services.kit.memory import InMemoryBroker, InMemoryEventPublisher
+from services.kit.tokens import TokenIssuer
 from services.kit.topology import QueueSpec, SubscriptionSpec, TopicSpec, Topology
 from tests.contract.pact import examples
 from tests.contract.pact.support import AUTH_SERVICE, HOST, USER_EVENTS_TOPIC, eventually
@@ -86,24 +88,41 @@ class AuthService:
 
     async def an_admin_exists(self, user_id: uuid.UUID) -> None:
         """An account with this id, registered and then made an admin by `accord roles grant`."""
-        email = f"admin-{user_id.hex[:12]}@example.com"
-        async with self.adapters.store.unit_of_work() as uow:
-            if await uow.accounts.get(user_id) is None:
-                # What registration commits, with the id the pact names.
-                await uow.accounts.add(
-                    Account(
-                        id=user_id,
-                        email=email,
-                        password_hash=await self.adapters.passwords.hash(PASSWORD),
-                        email_verified=False,
-                        roles=frozenset({USER}),
-                        status=AccountStatus.ACTIVE,
-                        created_at=self.adapters.clock(),
-                    )
-                )
-                await uow.record(UserCreated(user_id, email))
-                await uow.commit()
+        email = await self.a_user_exists(user_id, f"admin-{user_id.hex[:12]}@example.com")
         await grant_role(self.settings.database_url, email, ADMIN)
+
+    async def a_user_exists(self, user_id: uuid.UUID, email: str | None = None) -> str:
+        """An account with this id, as registration commits it; its email."""
+        email = email or f"user-{user_id.hex[:12]}@example.com"
+        async with self.adapters.store.unit_of_work() as uow:
+            existing = await uow.accounts.get(user_id)
+            if existing is not None:  # set up for an earlier interaction
+                return existing.email
+            # What registration commits, with the id the pact names.
+            await uow.accounts.add(
+                Account(
+                    id=user_id,
+                    email=email,
+                    password_hash=await self.adapters.passwords.hash(PASSWORD),
+                    email_verified=False,
+                    roles=frozenset({USER}),
+                    status=AccountStatus.ACTIVE,
+                    created_at=self.adapters.clock(),
+                )
+            )
+            await uow.record(UserCreated(user_id, email))
+            await uow.commit()
+        return email
+
+    def access_token(self, user_id: uuid.UUID) -> str:
+        """An access token for `user_id`, as login issues it (signed with the current key)."""
+        issuer = TokenIssuer(
+            self.adapters.signing_key,
+            issuer=self.settings.issuer,
+            audience=self.settings.audience,
+            ttl=timedelta(minutes=5),
+        )
+        return issuer.issue(str(user_id), [USER, ADMIN]).token
 
     async def no_user_has(self, user_id: uuid.UUID) -> None:
         async with self.adapters.store.unit_of_work() as uow:
@@ -233,15 +252,27 @@ def http_verifier(service: AuthService, portal: BlockingPortal, url: str) -> Ver
     def no_user_has_the_id(parameters: dict[str, Any] | None = None) -> None:
         portal.call(service.no_user_has, _user_id(parameters))
 
+    def a_user_exists(parameters: dict[str, Any] | None = None) -> None:
+        portal.call(service.a_user_exists, _user_id(parameters))
+
     return (
         Verifier(AUTH_SERVICE, host=HOST)
         .add_transport(url=url)
         .state_handler(
-            {examples.ADMIN_EXISTS: an_admin_exists, examples.NO_SUCH_USER: no_user_has_the_id},
+            {
+                examples.ADMIN_EXISTS: an_admin_exists,
+                examples.NO_SUCH_USER: no_user_has_the_id,
+                examples.USER_EXISTS: a_user_exists,
+            },
             teardown=False,
         )
         # The pact holds an example key; the deployed services share the configured one.
         .add_custom_header("X-API-Key", service.settings.service_api_key.get_secret_value())
+        # A consumer that forwards its caller's token (the gateway) holds an example one; the
+        # caller here is the admin of the pacts' examples (`ADMIN_EXISTS`).
+        .add_custom_header(
+            "Authorization", f"Bearer {service.access_token(uuid.UUID(examples.USER_ID))}"
+        )
         .set_coloured_output(enabled=False)
     )
 

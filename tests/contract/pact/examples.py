@@ -12,12 +12,19 @@ from pact import Pact, match
 # The example user of `contracts/openapi/auth-service.yaml` and `user-events.yaml`.
 USER_ID: Final = "6f1c1e0e-8f3e-4c1a-9d3e-2b7f4a6c9e10"
 UNKNOWN_USER_ID: Final = "9b2f6d4e-0c1a-4e7b-8d3f-5a6b7c8d9e0f"
+# Two more users the gateway's pacts name: one whose profile has an address, one whose profile
+# is not created yet.
+OWNER_ID: Final = "2c4e6a8b-1d3f-4a5b-9c7d-0e1f2a3b4c5d"
+PENDING_USER_ID: Final = "7a9c1e3f-5b7d-4f0a-8c2e-4d6f8a0b2c4e"
 EMAIL: Final = "ada@example.com"
 SOURCE: Final = "auth-service"
 
 # Provider states, as the verifier passes them to the provider.
 ADMIN_EXISTS: Final = "a user with the admin role exists"
 NO_SUCH_USER: Final = "no user has the id"
+USER_EXISTS: Final = "a user with the id exists"
+PROFILE_WITH_ADDRESS: Final = "a user has a profile with an address"
+PROFILE_PENDING: Final = "a user is registered and their profile is not created yet"
 
 ROLE_PATTERN: Final = r"^(user|admin)$"
 ED25519_PUBLIC_KEY: Final = r"^[A-Za-z0-9_-]{43}$"

@@ -39,6 +39,7 @@ UPDATE_COMMAND: Final = f"{UPDATE_VARIABLE}=1 pytest tests/contract/pact"
 AUTH_SERVICE: Final = "auth-service"
 USER_SERVICE: Final = "user-service"
 NOTIFICATION_SERVICE: Final = "notification-service"
+GATEWAY_SERVICE: Final = "gateway-service"
 
 # The `type` of an interaction in a V4 pact file.
 HTTP: Final = "Synchronous/HTTP"

@@ -1,0 +1,1 @@
+"""Models generated from `contracts/` by `accord generate`. Never edit by hand."""
