@@ -1,5 +1,5 @@
-"""Maintenance of a deployment's stores: `accord roles grant`, `accord keys rotate|list` and
-`accord prune`."""
+"""Maintenance of a deployment's stores: `accord migrate`, `accord roles grant`,
+`accord keys rotate|list` and `accord prune`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,37 @@ from harness.cli.common import (
 
 if TYPE_CHECKING:
     pass
+
+
+def migrate(
+    service: Annotated[Service, typer.Argument(help="The service whose database to migrate.")],
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Only say where the database stands; exit 1 if it is behind the newest revision.",
+        ),
+    ] = False,
+    root: RootOption = None,
+) -> None:
+    """Migrate SERVICE's database to the newest revision of its Alembic history, as a deploy
+    step before its new replicas start (they do not migrate on start with
+    ACCORD_ENV=production). The database is the service's own setting (AUTH_DATABASE_URL,
+    ...); on PostgreSQL an advisory lock makes concurrent runs take turns."""
+    import asyncio
+
+    from harness.maintenance.migrate import MigrateError
+    from harness.maintenance.migrate import migrate as run
+
+    try:
+        with in_project(root):
+            migrated = asyncio.run(run(service.value, check=check))
+    except MigrateError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        raise typer.Exit(1) from None
+    out.print(escape(migrated.report()))
+    if migrated.behind:
+        raise typer.Exit(1)
 
 
 roles_app = typer.Typer(help="Manage roles in the auth service's database.", no_args_is_help=True)

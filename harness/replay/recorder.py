@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Self
 from harness.bus.provision import Provisioner
 from harness.replay.stream import StreamWriter
 from services.kit.aws import BusLocation
-from services.kit.bus import EventPublisher, MessageQueue
+from services.kit.bus import EventPublisher, MessageQueue, publish_batch
 from services.kit.events import Event, Message, encode
 from services.kit.memory import InMemoryBroker, InMemoryQueue
 from services.kit.sns import SnsEventPublisher
@@ -205,3 +205,12 @@ class RecordingPublisher:
     async def publish_message(self, message: Message) -> None:
         await self.inner.publish_message(message)
         self.writer.write(message)
+
+    async def publish_batch(self, messages: Sequence[Message]) -> list[Exception | None]:
+        """`BatchPublisher`: through `inner` in one call where it can; the accepted ones are
+        written."""
+        outcomes = await publish_batch(self.inner, messages)
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if outcome is None:
+                self.writer.write(message)
+        return outcomes

@@ -8,6 +8,11 @@ depends on (the AWS endpoint, PostgreSQL, the SMTP sink). Point the service at t
 - `stall()`: the dependency hangs; connections are accepted and kept, but no byte moves;
 - `up()`: bytes flow again (on the same port, so the service needs no reconfiguring).
 
+With `latency=seconds`, every request waits that long before it reaches the target, as it would
+crossing a network to AWS: the delay is added each time a connection turns from the target
+answering to the client sending again, so once per call of a request/response protocol however
+many reads the request takes (`bench/event_pipeline.py` puts 20 ms on every SNS and SQS call).
+
 `outage(proxy)` is a fault for the duration of an `async with` block. `ServiceProcess` runs one
 service in its own OS process, configured from a stack's environment, so that it can be killed
 (SIGKILL) the way a crash kills it. `Stack.start_service(name, env=...)` points one service
@@ -44,6 +49,8 @@ class _Link:
     def __init__(self, client: asyncio.StreamWriter, target: asyncio.StreamWriter) -> None:
         self.client = client
         self.target = target
+        # Whether the client sent the last bytes (a request under way) or the target did.
+        self.client_spoke_last = False
 
     def cut(self) -> None:
         # abort(), not close(): the peers see the connection reset, as when a host goes away.
@@ -55,10 +62,17 @@ class FaultyProxy:
     """A TCP proxy to one target that can be switched down, stalled and up again."""
 
     def __init__(
-        self, target_host: str, target_port: int, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
     ) -> None:
         self.target = (target_host, target_port)
         self.host = host
+        self.latency = latency  # seconds added to every request on its way to the target
         self._port = port
         self._state: State = "up"
         self._server: asyncio.Server | None = None
@@ -69,7 +83,9 @@ class FaultyProxy:
         self.accepted = 0  # connections accepted since start, whatever became of them
 
     @classmethod
-    def to(cls, url: str, *, host: str = "127.0.0.1", port: int = 0) -> FaultyProxy:
+    def to(
+        cls, url: str, *, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0
+    ) -> FaultyProxy:
         """A proxy to the host and port of `url` (`http://…`, `postgresql://…`)."""
         parts = urlsplit(url)
         if parts.hostname is None:
@@ -78,7 +94,7 @@ class FaultyProxy:
         target_port = parts.port or DEFAULT_PORTS.get(scheme)
         if target_port is None:
             raise ValueError(f"no port in {url!r} and no default port for {scheme!r}")
-        return cls(parts.hostname, target_port, host=host, port=port)
+        return cls(parts.hostname, target_port, host=host, port=port, latency=latency)
 
     # --- where it listens ------------------------------------------------------------------
 
@@ -205,8 +221,8 @@ class FaultyProxy:
             self._links.add(link)
             try:
                 pumps = [
-                    asyncio.create_task(self._pump(reader, target_writer)),
-                    asyncio.create_task(self._pump(target_reader, writer)),
+                    asyncio.create_task(self._pump(reader, target_writer, link, request=True)),
+                    asyncio.create_task(self._pump(target_reader, writer, link, request=False)),
                 ]
                 # Either side closing ends the connection (no protocol here half-closes).
                 _, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -220,13 +236,23 @@ class FaultyProxy:
         finally:
             self._handlers.discard(task)
 
-    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        link: _Link,
+        *,
+        request: bool,
+    ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while True:
                 await self._flowing.wait()
                 data = await source.read(CHUNK)
                 if not data:
                     return
+                if request and self.latency > 0 and not link.client_spoke_last:
+                    await asyncio.sleep(self.latency)  # a new request crosses the network
+                link.client_spoke_last = request
                 await self._flowing.wait()  # a stall that began while reading holds these
                 sink.write(data)
                 await sink.drain()
@@ -323,6 +349,24 @@ class ServiceProcess:
             return await asyncio.wait_for(self._end(signal.SIGTERM), timeout)
         except TimeoutError:
             return await self.kill()
+
+    def terminate(self) -> None:
+        """SIGTERM, as an orchestrator stops a replica, without waiting for the end (`wait`)."""
+        if self._process is None:
+            raise RuntimeError(f"the {self.name} service process was never started")
+        if self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.terminate()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    async def wait(self) -> int:
+        """Until the process has ended, however it ends; its exit status."""
+        if self._process is None:
+            raise RuntimeError(f"the {self.name} service process was never started")
+        return await self._process.wait()
 
     async def _end(self, sig: signal.Signals) -> int:
         process = self._process

@@ -103,6 +103,17 @@ class Settings(ServiceSettings):
     outbox_poll_seconds: Annotated[float, Field(gt=0)] = 5.0
     outbox_backoff_base_seconds: Annotated[float, Field(gt=0)] = 1.0
     outbox_backoff_cap_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # How long a relay's claim on a batch of rows lasts: a relay that dies between publishing
+    # and marking leaves its rows to another relay this long after claiming them (they are
+    # then published a second time; the consumers are idempotent). Keep it well above the
+    # time a batch takes to publish.
+    outbox_lease_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # The relay publishes with SNS PublishBatch: this many rows to a call (SNS takes ten at
+    # most), with up to `outbox_publish_concurrency` calls in flight. At 10-30 ms a call on
+    # AWS, one call at a time caps a relay at a few hundred events a second; each call in
+    # flight holds a database connection for its claim and its marking.
+    outbox_publish_batch_size: Annotated[int, Field(ge=1, le=10)] = 10
+    outbox_publish_concurrency: Annotated[int, Field(ge=1, le=32)] = 4
 
     # Retention (`services/auth/retention.py`, `accord prune`): published outbox rows, and
     # single-use and refresh tokens that were used, revoked or expired, are deleted this many

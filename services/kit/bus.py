@@ -3,15 +3,20 @@
 Adapters: `services.kit.sns.SnsEventPublisher` and `services.kit.sqs.SqsEventConsumer` for
 SNS/SQS (AWS, LocalStack, moto server); `services.kit.memory` for the in-memory bus with the
 same semantics. Delivery is at least once: handlers must tolerate duplicates and any order.
+Publishers that can send several messages in one call (SNS `PublishBatch`) also implement
+`BatchPublisher`; `publish_batch` uses it where it is there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from services.kit.events import Event, Message
+
+PUBLISH_BATCH_MAX = 10
+"""The most messages one `PublishBatch` call takes (SNS's limit)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +28,8 @@ class Delivery:
     receive_count: int
 
 
-Handler = Callable[[Event, Delivery], Awaitable[None]]
+# Answers None, or whether the event had its effect now (false: a duplicate, absorbed).
+Handler = Callable[[Event, Delivery], Awaitable[bool | None]]
 
 
 class EventPublisher(Protocol):
@@ -34,6 +40,35 @@ class EventPublisher(Protocol):
     async def publish_message(self, message: Message) -> None:
         """Publish an already-encoded event, e.g. one stored in the outbox."""
         ...
+
+
+@runtime_checkable
+class BatchPublisher(Protocol):
+    """Publishes several encoded events in one call, each accepted or refused on its own."""
+
+    async def publish_batch(self, messages: Sequence[Message]) -> list[Exception | None]:
+        """Publish `messages`: for each, in order, `None` once the bus has accepted it, or the
+        error that kept it out. A call that fails as a whole answers its error for every
+        message; it never raises for a message the bus refused."""
+        ...
+
+
+async def publish_batch(
+    publisher: EventPublisher, messages: Sequence[Message]
+) -> list[Exception | None]:
+    """`messages` through `publisher`, in one call where it is a `BatchPublisher` and one at a
+    time where it is not: for each message, `None` if the bus accepted it, or why not."""
+    if isinstance(publisher, BatchPublisher):
+        return await publisher.publish_batch(messages)
+    outcomes: list[Exception | None] = []
+    for message in messages:
+        try:
+            await publisher.publish_message(message)
+        except Exception as error:
+            outcomes.append(error)
+        else:
+            outcomes.append(None)
+    return outcomes
 
 
 class EventConsumer(Protocol):
@@ -54,6 +89,8 @@ class ReceivedMessage:
     receipt: str
     message: Message
     receive_count: int
+    # When the queue received it (seconds since the epoch; SQS `SentTimestamp`), if known.
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 Each service keeps one Alembic history (`services/<name>/migrations/`). `upgrade` runs it
 against a plain database URL on the async driver the kit picks, sharing the connection with
 Alembic (its "connection sharing" recipe), so it works from inside a running event loop: at
-start-up, in tests, and from the command line.
+start-up, in tests, and from the command line (`accord migrate SERVICE`).
+
+`schema_state` says where a database stands against the history without changing it: what a
+service started outside local mode checks instead of migrating (`SqlStore.prepare`).
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import asyncio
 import os
 import weakref
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
@@ -66,6 +73,64 @@ async def upgrade(database_url: str, script_location: Path, revision: str = "hea
 def _upgrade(connection: Connection, config: Config, revision: str) -> None:
     config.attributes[CONNECTION_ATTRIBUTE] = connection
     command.upgrade(config, revision)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database stands against a service's Alembic history."""
+
+    current: tuple[str, ...]  # the revisions its `alembic_version` holds; none: never migrated
+    heads: tuple[str, ...]  # the newest revisions of the history
+    unknown: tuple[str, ...]  # revisions it holds that the history does not have
+
+    @property
+    def migrated(self) -> bool:
+        """Whether it is at the newest revision."""
+        return set(self.current) == set(self.heads)
+
+    @property
+    def newer(self) -> bool:
+        """Whether a newer version of the service migrated it (revisions this history lacks):
+        during a rolling deploy, the replicas of the version before still run on it."""
+        return bool(self.unknown)
+
+    def describe(self) -> str:
+        """Where it stands, after "is": `at revision r0002, behind this version's r0003`."""
+        heads = ", ".join(self.heads)
+        if not self.current:
+            return f"not migrated (no revision; this version needs {heads})"
+        current = ", ".join(self.current)
+        if self.newer:
+            return f"at revision {current}, newer than this version's {heads}"
+        if self.migrated:
+            return f"at revision {current}, the newest"
+        return f"at revision {current}, behind this version's {heads}"
+
+
+async def schema_state(database_url: str, script_location: Path) -> SchemaState:
+    """Where the database at `database_url` stands against the history in `script_location`
+    (read only: it changes nothing)."""
+    script = ScriptDirectory.from_config(alembic_config(script_location))
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_heads()
+            )
+    finally:
+        await engine.dispose()
+    return SchemaState(
+        current=tuple(current),
+        heads=tuple(script.get_heads()),
+        unknown=tuple(revision for revision in current if not _known(script, revision)),
+    )
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:  # "Can't locate revision identified by ..."
+        return False
 
 
 def run_environment(metadata: MetaData, url_variable: str, default_url: str) -> None:

@@ -4,11 +4,12 @@ implement these: `storage` (SQL), `mail` (SMTP, recording), `rendering` (Jinja2)
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from services.notification.domain import (
     Claim,
@@ -19,6 +20,9 @@ from services.notification.domain import (
     Page,
     SkipReason,
 )
+
+if TYPE_CHECKING:
+    from services.kit.settings import ServiceSettings
 
 
 class NotificationLog(Protocol):
@@ -113,6 +117,11 @@ class Database(Protocol):
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration."""
+        ...
+
+    async def prepare(self, settings: ServiceSettings, log: logging.Logger) -> None:
+        """At start-up: migrate, or outside local mode refuse a schema behind the newest
+        (`services.kit.store.SqlStore.prepare`)."""
         ...
 
     async def ping(self) -> bool:

@@ -88,6 +88,10 @@ class Settings(ServiceSettings):
     queue: Stripped = events.QUEUE
     consumer_max_in_flight: Count = 10
     consumer_wait_seconds: Annotated[float, Field(ge=0, le=20)] = 20.0
+    # Receive calls under way at once, each taking up to 10 messages: at 20 ms a call (AWS),
+    # one at a time caps a consumer near 500 messages a second. More than one needs
+    # CONSUMER_MAX_IN_FLIGHT of at least 10 per receive, or the room is never there.
+    consumer_receives: Annotated[int, Field(ge=1, le=10)] = 1
     retry_backoff_base_seconds: Annotated[float, Field(ge=0)] = 1.0
     retry_backoff_cap_seconds: Seconds = 300.0
 

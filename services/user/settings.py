@@ -70,6 +70,10 @@ class Settings(ServiceSettings):
     consumer_max_in_flight: Annotated[int, Field(ge=1, le=100)] = 10
     # The long-poll wait of one receive (SQS allows 0 to 20 s); a stop waits for it to end.
     consumer_wait_seconds: Annotated[float, Field(ge=0, le=20)] = 20.0
+    # Receive calls under way at once, each taking up to 10 messages: at 20 ms a call (AWS),
+    # one at a time caps a consumer near 500 messages a second. More than one needs
+    # CONSUMER_MAX_IN_FLIGHT of at least 10 per receive, or the room is never there.
+    consumer_receives: Annotated[int, Field(ge=1, le=10)] = 1
 
     # Retention (`accord prune`): processed-event records are deleted this many days after
     # the event was applied, by a pass every `prune_interval_seconds`. The record is what makes

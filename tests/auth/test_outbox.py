@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, Table, func, select
@@ -175,7 +177,7 @@ async def test_two_relays_on_one_database_publish_each_row_exactly_once(
             sessionmaker(engine),
             outbox_db.table,
             publisher,
-            RelayOptions(batch_size=10, poll_interval=0.05),
+            RelayOptions(batch_size=10, publish_concurrency=2, poll_interval=0.05),
             clock=clock,
             name=f"relay-{index}",
         )
@@ -183,9 +185,9 @@ async def test_two_relays_on_one_database_publish_each_row_exactly_once(
     ]
     try:
         await asyncio.gather(*(relay.start() for relay in relays))
-        # Both relays hold a claimed batch before anything is published, so the second one
-        # had to claim around the rows the first one holds.
-        await eventually_async(lambda: claimed_rows(outbox_db), lambda n: n == 20)
+        # Both relays hold a claimed batch in each of their two lanes before anything is
+        # published, so every lane had to claim around the rows the others hold.
+        await eventually_async(lambda: claimed_rows(outbox_db), lambda n: n == 40)
         gate.set()
         await eventually(lambda: sum(len(p.published) for p in publishers) >= len(written))
         await asyncio.sleep(0.2)  # time for a duplicate to show up, if there were one
@@ -295,3 +297,146 @@ async def test_a_failing_row_is_retried_with_exponential_backoff_and_never_dropp
     assert delays == [10, 20, 40, 80]
     assert flaky.attempts == 5
     assert published == 1
+
+
+# --- publishing in batches -------------------------------------------------------------------
+
+
+class RefusingBatchPublisher:
+    """A `BatchPublisher` that refuses the messages of the events in `refuse` (as SNS lists an
+    entry under `Failed`) and accepts the rest; it records every call's size, and the most
+    calls it had under way at once. With `together`, the first calls wait (10 s at most) until
+    that many are under way, so that a test need not count on timing to see them overlap."""
+
+    def __init__(self, refuse: set[uuid.UUID] | None = None, *, together: int = 1) -> None:
+        self.refuse = refuse if refuse is not None else set()
+        self.published: list[Event] = []
+        self.calls: list[int] = []
+        self.under_way = 0
+        self.most_under_way = 0
+        self.together = together
+        self.all_there = asyncio.Event()
+
+    async def publish(self, event: Event) -> None:
+        await self.publish_message(encode(event))
+
+    async def publish_message(self, message: Message) -> None:
+        raise AssertionError("the relay publishes in batches")
+
+    async def publish_batch(self, messages: Sequence[Message]) -> list[Exception | None]:
+        self.calls.append(len(messages))
+        self.under_way += 1
+        self.most_under_way = max(self.most_under_way, self.under_way)
+        if self.under_way >= self.together:
+            self.all_there.set()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.all_there.wait(), 10)
+            await asyncio.sleep(0.001)  # a round trip
+        finally:
+            self.under_way -= 1
+        outcomes: list[Exception | None] = []
+        for message in messages:
+            event = decode(message)
+            if event.eventId in self.refuse:
+                outcomes.append(RuntimeError("Throttled: rate exceeded"))
+            else:
+                self.published.append(event)
+                outcomes.append(None)
+        return outcomes
+
+
+async def rows_by_event(db: OutboxDb) -> dict[uuid.UUID, Any]:
+    async with db.sessions() as session:
+        return {row.event_id: row for row in (await session.execute(select(db.table))).all()}
+
+
+async def test_a_partly_refused_batch_marks_the_accepted_rows_and_retries_only_the_refused(
+    outbox_db: OutboxDb, clock: Clock
+) -> None:
+    written = await write_events(outbox_db, 10, clock)
+    refused = set(written[2:5])
+    publisher = RefusingBatchPublisher(refuse=set(refused))
+    relay = OutboxRelay(
+        outbox_db.sessions,
+        outbox_db.table,
+        publisher,
+        RelayOptions(backoff_base=10, backoff_cap=1000),
+        clock=clock,
+    )
+
+    first_pass = await relay.publish_pending()
+    rows = await rows_by_event(outbox_db)
+    publisher.refuse.clear()
+    during_backoff = await relay.publish_pending()
+    clock.advance(timedelta(seconds=11))
+    after_backoff = await relay.publish_pending()
+
+    assert first_pass == 7
+    assert publisher.calls == [10, 3]  # one PublishBatch, then the three refused entries alone
+    assert {event_id for event_id, row in rows.items() if row.published_at is None} == refused
+    for event_id in refused:
+        assert rows[event_id].attempts == 1
+        assert rows[event_id].last_error == "RuntimeError: Throttled: rate exceeded"
+        assert rows[event_id].claimed_until is None
+        delay = rows[event_id].next_attempt_at - rows[written[0]].published_at
+        assert timedelta(seconds=9) < delay <= timedelta(seconds=10)
+    assert all(rows[event_id].attempts == 0 for event_id in set(written) - refused)
+    assert during_backoff == 0
+    assert after_backoff == 3
+    counts = collections.Counter(event.eventId for event in publisher.published)
+    assert set(counts) == set(written)
+    assert set(counts.values()) == {1}  # the accepted rows were never published again
+    assert all(row.published_at is not None for row in (await rows_by_event(outbox_db)).values())
+
+
+async def test_a_relay_publishes_ten_rows_to_a_call_with_several_calls_in_flight(
+    outbox_db: OutboxDb, clock: Clock
+) -> None:
+    written = await write_events(outbox_db, 95, clock)
+    publisher = RefusingBatchPublisher(together=3)
+    relay = OutboxRelay(
+        outbox_db.sessions,
+        outbox_db.table,
+        publisher,
+        RelayOptions(publish_concurrency=3),
+        clock=clock,
+    )
+
+    published = await relay.publish_pending()
+
+    assert published == 95
+    assert sorted(publisher.calls) == [5] + [10] * 9
+    assert publisher.most_under_way == 3
+    counts = collections.Counter(event.eventId for event in publisher.published)
+    assert set(counts) == set(written)
+    assert set(counts.values()) == {1}
+
+
+async def test_a_relay_with_nothing_waiting_claims_once_not_once_per_lane(
+    outbox_db: OutboxDb, clock: Clock
+) -> None:
+    await write_events(outbox_db, 3, clock)
+    relay = OutboxRelay(
+        outbox_db.sessions,
+        outbox_db.table,
+        RefusingBatchPublisher(),
+        RelayOptions(publish_concurrency=4),
+        clock=clock,
+    )
+    claims = 0
+    claim = relay.claim
+
+    async def counting_claim() -> list[Any]:
+        nonlocal claims
+        claims += 1
+        return await claim()
+
+    relay.claim = counting_claim  # type: ignore[method-assign]
+
+    published = await relay.publish_pending()
+
+    assert published == 3
+    # Three rows, not a full batch: no second lane claims. (The lane's next claim, which finds
+    # nothing, is made in the transaction that marks the three.)
+    assert claims == 1
