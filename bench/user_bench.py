@@ -1,17 +1,21 @@
-"""`GET /api/v1/users/{userId}` with a valid token, as a ratio to a bare FastAPI endpoint.
+"""`GET /api/v1/users/{userId}` with a valid token, as a ratio to a bare FastAPI endpoint, with
+the service's metrics on and off.
 
 Not a test: run it with `python -m bench.user_bench [--seconds S] [--connections C]
-[--rounds R] [--database URL]`. Two uvicorn servers, one worker each, in their own processes:
+[--rounds R] [--database URL]`. Three uvicorn servers, one worker each, in their own processes:
 
 - *bare*: a FastAPI app whose only route, at the same path, returns the same JSON document;
 - *user*: the user service from `create_app`, verifying an EdDSA token against its key set
   (already fetched, as it is after the first request), reading the profile from its database
   (a SQLite file by default, or `--database postgresql://…`) and answering the contract's
-  `Profile`.
+  `Profile`, with its metrics on (as it is deployed: each request timed into the histogram
+  `/metrics` answers);
+- *metrics off*: the same service with `Metrics.disabled()`.
 
 A load generator in this process keeps C keep-alive HTTP/1.1 connections busy for S seconds on
-each server in turn, R rounds, alternating, and reports requests/s for each and the ratio
-(goal ≥ 0.5). Every answer must be 200 with the same body on both, or the run fails.
+each server in turn, R rounds, alternating, and reports requests/s for each, the ratio to the
+bare app (goal ≥ 0.5) and metrics on to off (goal ≥ 0.9). Every answer must be 200 with the same
+body on all three, or the run fails.
 """
 
 from __future__ import annotations
@@ -55,9 +59,10 @@ def bare_app(body: bytes) -> Any:
     return app
 
 
-def user_app(database_url: str, key_file: Path) -> Any:
+def user_app(database_url: str, key_file: Path, *, metrics: bool = True) -> Any:
     from services.kit.consumer import ConsumerOptions
     from services.kit.memory import InMemoryBroker, InMemoryEventConsumer
+    from services.kit.metrics import Metrics
     from services.kit.tokens import StaticKeySource, TokenVerifier, jwks
     from services.kit.topology import QueueSpec
     from services.user.app import Adapters, create_app
@@ -92,15 +97,17 @@ def user_app(database_url: str, key_file: Path) -> Any:
         consumer=InMemoryEventConsumer(
             broker, "bench-user-service", ConsumerOptions(wait_seconds=0.2)
         ),
+        metrics=Metrics() if metrics else Metrics.disabled(),
     )
     return create_app(settings, adapters=adapters)
 
 
 def serve(argv: list[str]) -> None:
     kind, port = argv[0], int(argv[1])
-    app = (
-        bare_app(Path(argv[2]).read_bytes()) if kind == "bare" else user_app(argv[2], Path(argv[3]))
-    )
+    if kind == "bare":
+        app = bare_app(Path(argv[2]).read_bytes())
+    else:
+        app = user_app(argv[2], Path(argv[3]), metrics=kind == "user")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -245,8 +252,9 @@ def main(argv: list[str]) -> None:
         )
         path = f"/api/v1/users/{user_id}"
 
-        user_port, bare_port = free_port(), free_port()
+        user_port, off_port, bare_port = free_port(), free_port(), free_port()
         servers = [start(["user", str(user_port), database_url, str(key_file)], user_port)]
+        servers.append(start(["off", str(off_port), database_url, str(key_file)], off_port))
         try:
             body = asyncio.run(fetch_body(user_port, request_for(path, token)))
             body_file = workdir / "profile.json"
@@ -259,9 +267,12 @@ def main(argv: list[str]) -> None:
 
             print(f"GET {path}  ({options.connections} connections, {options.seconds:g} s each)")
             print(f"database: {database_url.split('://', 1)[0]}; one uvicorn worker per server")
-            bare_rates, user_rates = [], []
+            if asyncio.run(fetch_body(off_port, request_for(path, token))) != body:
+                raise RuntimeError("metrics on and off do not answer the same body")
+            bare_rates, user_rates, off_rates = [], [], []
             asyncio.run(load(bare_port, request_for(path, None), bare_body, 1, 4))  # warm up
             asyncio.run(load(user_port, request_for(path, token), body, 1, 4))
+            asyncio.run(load(off_port, request_for(path, token), body, 1, 4))
             for round_number in range(1, options.rounds + 1):
                 bare = asyncio.run(
                     load(
@@ -281,16 +292,30 @@ def main(argv: list[str]) -> None:
                         options.connections,
                     )
                 )
+                off = asyncio.run(
+                    load(
+                        off_port,
+                        request_for(path, token),
+                        body,
+                        options.seconds,
+                        options.connections,
+                    )
+                )
                 bare_rates.append(bare)
                 user_rates.append(user)
+                off_rates.append(off)
                 print(
                     f"round {round_number}: bare {bare:8.0f} req/s   user service {user:8.0f} "
-                    f"req/s   ratio {user / bare:.2f}"
+                    f"req/s (ratio {user / bare:.2f})   metrics off {off:8.0f} req/s "
+                    f"(ratio {off / bare:.2f})   on/off {user / off:.2f}"
                 )
             bare_mean, user_mean = statistics.mean(bare_rates), statistics.mean(user_rates)
+            off_mean = statistics.mean(off_rates)
             print(
-                f"mean:    bare {bare_mean:8.0f} req/s   user service {user_mean:8.0f} req/s   "
-                f"ratio {user_mean / bare_mean:.2f} (goal ≥ 0.5)"
+                f"mean:    bare {bare_mean:8.0f} req/s   user service {user_mean:8.0f} req/s "
+                f"(ratio {user_mean / bare_mean:.2f}, goal ≥ 0.5)   metrics off {off_mean:8.0f} "
+                f"req/s (ratio {off_mean / bare_mean:.2f})   metrics on/off "
+                f"{user_mean / off_mean:.2f} (goal ≥ 0.9)"
             )
         finally:
             for server in servers:

@@ -188,6 +188,19 @@ class AuthServiceClient(shared.ServiceClient):
             return None
         raise ProblemError.of(response)
 
+    async def get_account(self, *, user_id: UUID) -> models.Account:
+        """Get an account.
+
+        `getAccount`: GET /api/v1/auth/users/{userId}"""
+        response = await self._http.request(
+            "GET",
+            f"/api/v1/auth/users/{shared.encode_path(user_id)}",
+            headers=self._headers(("bearerAuth",)),
+        )
+        if response.status_code == 200:
+            return models.Account.model_validate_json(response.content)
+        raise ProblemError.of(response)
+
     async def deactivate_user(self, *, user_id: UUID) -> None:
         """Deactivate an account.
 
@@ -266,4 +279,13 @@ class AuthServiceClient(shared.ServiceClient):
             return responses.GetReadinessResponse(
                 status=503, body=models.Readiness.model_validate_json(response.content)
             )
+        raise ProblemError.of(response)
+
+    async def get_metrics(self) -> str:
+        """Metrics for Prometheus.
+
+        `getMetrics`: GET /metrics"""
+        response = await self._http.request("GET", "/metrics", headers=self._headers(()))
+        if response.status_code == 200:
+            return response.text
         raise ProblemError.of(response)

@@ -23,6 +23,9 @@ from generated.security import Authenticator, Caller, Requirement, Security, jso
 SECURITY: Final[dict[str, Security]] = {
     "getCurrentAccount": Security((Requirement("bearerAuth"),)),
     "requestEmailVerification": Security((Requirement("bearerAuth"),)),
+    "getAccount": Security(
+        (Requirement("bearerAuth", frozenset({"admin"})),), owner_parameter="userId"
+    ),
     "deactivateUser": Security(
         (Requirement("bearerAuth", frozenset({"admin"})),), owner_parameter="userId"
     ),
@@ -102,6 +105,12 @@ class AuthServiceInterface(Protocol):
         `checkPasswordReset`: POST /api/v1/auth/password-reset/check"""
         ...
 
+    async def get_account(self, *, caller: Caller, user_id: UUID) -> models.Account:
+        """Get an account.
+
+        `getAccount`: GET /api/v1/auth/users/{userId}"""
+        ...
+
     async def deactivate_user(self, *, caller: Caller, user_id: UUID) -> None:
         """Deactivate an account.
 
@@ -138,6 +147,12 @@ class AuthServiceInterface(Protocol):
         """Readiness probe.
 
         `getReadiness`: GET /health/ready"""
+        ...
+
+    async def get_metrics(self) -> str:
+        """Metrics for Prometheus.
+
+        `getMetrics`: GET /metrics"""
         ...
 
 
@@ -256,6 +271,20 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
         await implementation.check_password_reset(body=body)
         return Response(status_code=204)
 
+    @router.get(
+        "/api/v1/auth/users/{userId}",
+        operation_id="getAccount",
+        status_code=200,
+        response_model=models.Account,
+    )
+    async def get_account(
+        request: Request,
+        caller: Annotated[Caller, admits("getAccount")],
+        user_id: Annotated[UUID, Path(alias="userId")],
+    ) -> Response:
+        serving(request)
+        return json_response(await implementation.get_account(caller=caller, user_id=user_id), 200)
+
     @router.post(
         "/api/v1/auth/users/{userId}/deactivate", operation_id="deactivateUser", status_code=204
     )
@@ -333,5 +362,12 @@ def build_router(implementation: AuthServiceInterface, security: Authenticator) 
         serving(request)
         result = await implementation.get_readiness()
         return json_response(result.body, result.status)
+
+    @router.get("/metrics", operation_id="getMetrics", status_code=200)
+    async def get_metrics(request: Request) -> Response:
+        serving(request)
+        return Response(
+            await implementation.get_metrics(), 200, media_type="text/plain; version=0.0.4"
+        )
 
     return router

@@ -184,3 +184,12 @@ class UserServiceClient(shared.ServiceClient):
                 status=503, body=models.Readiness.model_validate_json(response.content)
             )
         raise ProblemError.of(response)
+
+    async def get_metrics(self) -> str:
+        """Metrics for Prometheus.
+
+        `getMetrics`: GET /metrics"""
+        response = await self._http.request("GET", "/metrics", headers=self._headers(()))
+        if response.status_code == 200:
+            return response.text
+        raise ProblemError.of(response)

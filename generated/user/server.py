@@ -123,6 +123,12 @@ class UserServiceInterface(Protocol):
         `getReadiness`: GET /health/ready"""
         ...
 
+    async def get_metrics(self) -> str:
+        """Metrics for Prometheus.
+
+        `getMetrics`: GET /metrics"""
+        ...
+
 
 def build_router(implementation: UserServiceInterface, security: Authenticator) -> APIRouter:
     """Every operation of the contract as a route that calls `implementation`, each admitted
@@ -296,5 +302,12 @@ def build_router(implementation: UserServiceInterface, security: Authenticator) 
         serving(request)
         result = await implementation.get_readiness()
         return json_response(result.body, result.status)
+
+    @router.get("/metrics", operation_id="getMetrics", status_code=200)
+    async def get_metrics(request: Request) -> Response:
+        serving(request)
+        return Response(
+            await implementation.get_metrics(), 200, media_type="text/plain; version=0.0.4"
+        )
 
     return router

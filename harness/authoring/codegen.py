@@ -70,11 +70,14 @@ def format_source(source: str) -> str:
     return black.format_str(source, mode=mode)
 
 
-def _render(template: str, **context: Any) -> str:
+def render_template(template: str, **context: Any) -> str:
+    """`template` (a path under `templates/`) rendered with `context`, formatted."""
     return format_source(_environment().get_template(template).render(**context))
 
 
-def _stdlib(annotations: Iterable[str], dates: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+def stdlib_imports(
+    annotations: Iterable[str], dates: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
     """The standard-library imports the annotations need: (import lines, `typing` names)."""
     text = " ".join(annotations)
     lines = []
@@ -101,11 +104,11 @@ def _annotations(api: Api) -> list[str]:
 
 
 def render_security(header: str) -> str:
-    return _render("security.py.jinja", header=header)
+    return render_template("security.py.jinja", header=header)
 
 
 def render_client_support(header: str) -> str:
-    return _render("client_support.py.jinja", header=header)
+    return render_template("client_support.py.jinja", header=header)
 
 
 # --- responses.py -------------------------------------------------------------------------------
@@ -115,12 +118,12 @@ def render_responses(api: Api, *, header: str, contract: str, package: str) -> s
     typed = [operation for operation in api.operations if operation.result_class is not None]
     if not typed:
         return None
-    lines, typing = _stdlib(f.annotation for op in typed for f in api.result_fields(op))
+    lines, typing = stdlib_imports(f.annotation for op in typed for f in api.result_fields(op))
     lines.append("from dataclasses import dataclass")
     if typing:
         lines.append(f"from typing import {', '.join(typing)}")
     lines.sort(key=_module_of)
-    return _render(
+    return render_template(
         "responses.py.jinja",
         header=header,
         contract=contract,
@@ -184,6 +187,12 @@ def _route_lines(api: Api, operation: Operation) -> list[str]:
         (returned,) = operation.returned
         if returned.body is None:
             return [*lines, f"await {call}", f"return Response(status_code={returned.status})"]
+        if returned.text:
+            media_type = json.dumps(returned.media_type)
+            return [
+                *lines,
+                f"return Response(await {call}, {returned.status}, media_type={media_type})",
+            ]
         exclude = ", exclude_none=True" if returned.exclude_none else ""
         return [*lines, f"return json_response(await {call}, {returned.status}{exclude})"]
     fields = {field.name: field for field in api.result_fields(operation)}
@@ -235,7 +244,7 @@ def _operation_doc(operation: Operation) -> str:
 def render_server(
     api: Api, *, header: str, contract: str, package: str, interface: str, typed: bool
 ) -> str:
-    stdlib, typing = _stdlib(_annotations(api))
+    stdlib, typing = stdlib_imports(_annotations(api))
     typing_names = sorted({"Annotated", "Any", "Final", "Protocol", *typing})
     lines = sorted([*stdlib, f"from typing import {', '.join(typing_names)}"], key=_module_of)
     markers = sorted({p.location.capitalize() for op in api.operations for p in op.parameters})
@@ -247,7 +256,7 @@ def render_server(
         ],
         key=_module_of,
     )
-    return _render(
+    return render_template(
         "server.py.jinja",
         header=header,
         contract=contract,
@@ -320,7 +329,9 @@ def _client_lines(api: Api, operation: Operation) -> list[str]:
     for returned in operation.returned:
         lines.append(f"if response.status_code == {returned.status}:")
         body = (
-            f"{returned.body}.model_validate_json(response.content)"
+            "response.text"
+            if returned.text
+            else f"{returned.body}.model_validate_json(response.content)"
             if returned.body is not None
             else "None"
         )
@@ -349,11 +360,11 @@ def _client_lines(api: Api, operation: Operation) -> list[str]:
 def render_client(
     api: Api, *, header: str, contract: str, package: str, client: str, typed: bool
 ) -> str:
-    lines, typing = _stdlib(_annotations(api))
+    lines, typing = stdlib_imports(_annotations(api))
     if typing:
         lines.append(f"from typing import {', '.join(sorted(set(typing)))}")
     lines.sort(key=_module_of)
-    return _render(
+    return render_template(
         "client.py.jinja",
         header=header,
         contract=contract,
@@ -381,7 +392,7 @@ def render_events(app: EventApp, *, header: str, contract: str, catalog_package:
         typing.add("Protocol")
     if app.receives:
         typing |= {"Final", "Protocol"}
-    return _render(
+    return render_template(
         "events.py.jinja",
         header=header,
         contract=contract,

@@ -119,9 +119,20 @@ class Returned:
     """A response the implementation returns: its status, body model and documented headers."""
 
     status: int
-    body: str | None  # `models.X`, or None for no body
+    body: str | None  # `models.X`, `str` for a text body, or None for no body
     headers: tuple[Header, ...]
     exclude_none: bool  # the body's schema has optional properties that may not be null
+    media_type: str = JSON  # a text body's (`text/plain; version=0.0.4`)
+
+    @property
+    def text(self) -> bool:
+        """Whether the body is text (a `str`), not a JSON model."""
+        return self.media_type != JSON
+
+    @property
+    def model(self) -> str | None:
+        """The body's model, when it has a JSON body."""
+        return None if self.text else self.body
 
 
 @dataclass(frozen=True)
@@ -401,6 +412,8 @@ class Reader:
             returned.append(self.returned(int(status), response, f"{where} {status}"))
         if not returned:
             raise self.fail(where, "documents no response that is not a problem")
+        if any(r.text for r in returned) and (len(returned) > 1 or returned[0].headers):
+            raise self.fail(where, "a text response must be the only result, with no headers")
         security = op.get("security", default) or []
         requirements = []
         for alternative in security:
@@ -446,9 +459,15 @@ class Reader:
     def returned(self, status: int, response: dict[str, Any], where: str) -> Returned:
         content = response.get("content") or {}
         body, exclude_none = None, False
-        if content:
+        media_type = JSON
+        if len(content) == 1 and next(iter(content)).startswith("text/"):
+            ((media_type, media),) = content.items()
+            if (self.deref(media.get("schema") or {}) or {}).get("type") != "string":
+                raise self.fail(where, f"a {media_type} response's schema must be a string")
+            body = "str"
+        elif content:
             if set(content) != {JSON}:
-                raise self.fail(where, f"a returned response must be {JSON} only")
+                raise self.fail(where, f"a returned response must be {JSON} only, or one text/*")
             schema = content[JSON].get("schema")
             body = self.model_of(schema, where)
             exclude_none = self.exclude_none(schema, where)
@@ -457,7 +476,7 @@ class Reader:
             header = self.deref(raw)
             kind = self.python_type(header.get("schema"), f"{where} header {name}")
             headers.append(Header(name, snake(name), kind.annotation, bool(header.get("required"))))
-        return Returned(status, body, tuple(headers), exclude_none)
+        return Returned(status, body, tuple(headers), exclude_none, media_type)
 
     def schemes(self) -> list[Scheme]:
         schemes = []

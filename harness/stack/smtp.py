@@ -23,6 +23,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
+from harness.stack.console import add_console
+from services.kit.tracing import SpanStore
+
 LINK = re.compile(r"https?://[^\s<>\"']+")
 
 
@@ -117,7 +120,9 @@ class SmtpSink:
             self._controller = None
 
 
-def mail_app(mailbox: Mailbox, auth_url: str | None = None) -> FastAPI:
+def mail_app(
+    mailbox: Mailbox, auth_url: str | None = None, *, spans: SpanStore | None = None
+) -> FastAPI:
     """The sink's HTTP face: `GET /api/messages` (JSON), `DELETE /api/messages`, and the
     mailbox at `/`: each message's HTML part as its recipient would see it (in a sandboxed
     frame: no scripts, links open in a new tab), its text part one click away, times in the
@@ -128,8 +133,13 @@ def mail_app(mailbox: Mailbox, auth_url: str | None = None) -> FastAPI:
     `/verify-email?token=…` shows a button, and only its POST confirms the address;
     `/reset-password?token=…` checks the token without spending it (`checkPasswordReset`)
     and shows the new-password form only when the token is still usable.
+
+    It is the local console too: the event flow at `/events` and each trace at
+    `/traces/{traceId}`, from `spans` (the stack's span store; an empty one when None), with
+    their JSON under `/api/` (`harness/stack/console.py`).
     """
     app = FastAPI(title="Accord SMTP sink", docs_url=None, redoc_url=None, openapi_url=None)
+    add_console(app, spans if spans is not None else SpanStore())
 
     async def call_auth(path: str, body: dict[str, str]) -> tuple[int, str]:
         import httpx
@@ -279,7 +289,8 @@ pre.text {{ white-space: pre-wrap; margin-top: .75rem; }}
 </style></head>
 <body><h1>Accord mail</h1>
 <p class=meta><span id=count>{count} messages</span> · JSON at
-<a href="/api/messages">/api/messages</a> · new mail appears here as it arrives
+<a href="/api/messages">/api/messages</a> · new mail appears here as it arrives ·
+<a href="/events">events and traces</a>
 <span id=status class=status role=status></span></p>
 <noscript><p>This page needs JavaScript to show the messages; they are also at
 <a href="/api/messages">/api/messages</a>.</p></noscript>

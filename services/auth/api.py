@@ -54,6 +54,7 @@ from services.kit.http import (
     bearer_challenge,
     validation_problem,
 )
+from services.kit.metrics import Metrics
 from services.kit.security import ForbiddenError, subject_of
 
 # Shorter than the publish-ahead delay of a rotated key (60 s) less the verifiers' refetch
@@ -190,11 +191,13 @@ class AuthApi(AuthServiceInterface):
         jwks: Callable[[], Mapping[str, Any]],
         ready: Callable[[], Awaitable[bool]],
         client_address: ClientAddresses | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._deps = deps
         self._jwks = jwks
         self._ready = ready
         self._client_address = client_address or ClientAddresses()
+        self._metrics = metrics or Metrics.disabled()
 
     def _client(self) -> str:
         """The address the rate limits count for the request being served."""
@@ -238,6 +241,9 @@ class AuthApi(AuthServiceInterface):
     async def check_password_reset(self, *, body: api.CheckPasswordResetRequest) -> None:
         await handlers.check_password_reset(CheckPasswordReset(body.token), self._deps)
 
+    async def get_account(self, *, caller: Caller, user_id: uuid.UUID) -> api.Account:
+        return _account(await handlers.get_user_account(user_id, self._deps))
+
     async def deactivate_user(self, *, caller: Caller, user_id: uuid.UUID) -> None:
         await handlers.deactivate_user(DeactivateUser(user_id), self._deps)
 
@@ -261,6 +267,9 @@ class AuthApi(AuthServiceInterface):
 
     async def get_liveness(self) -> api.HealthStatus:
         return api.HealthStatus(status="ok")
+
+    async def get_metrics(self) -> str:
+        return await self._metrics.exposition()
 
     async def get_readiness(self) -> GetReadinessResponse:
         database = (

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from generated.events.catalog import MESSAGES, MessageSpec
 from generated.events.catalog import Event as Event
-
-# Set by the HTTP layer for the duration of a request that carries a `traceparent` header, so
-# that the events the request causes continue its trace.
-current_traceparent: ContextVar[str | None] = ContextVar("current_traceparent", default=None)
+from services.kit.tracing import current_traceparent
 
 # Attributes the kit adds to a message it dead-letters (SQS allows ten attributes; events use
 # at most four).
@@ -96,7 +92,9 @@ def encode(event: Event) -> Message:
         "source": event.source,
         "schemaVersion": event.schemaVersion,
     }
-    traceparent = current_traceparent.get()
+    # The current span (the request's, under `services.kit.tracing.ServerSpans`): the events a
+    # request causes continue its trace.
+    traceparent = current_traceparent()
     if traceparent:
         attributes["traceparent"] = traceparent
     return Message(body=body, attributes=attributes)

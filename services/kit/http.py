@@ -1,5 +1,5 @@
-"""The HTTP conventions every Accord service shares: RFC 9457 problem responses and trace
-propagation.
+"""The HTTP conventions every Accord service shares: RFC 9457 problem responses and request
+body limits (trace context: `services.kit.tracing.ServerSpans`).
 
 Every contract under `contracts/openapi/` answers errors with a `Problem`
 (`application/problem+json`): a body that is not JSON is 400 `malformed-request`; a request
@@ -18,7 +18,6 @@ the token from the `Authorization` header the same way in every service.
 from __future__ import annotations
 
 import logging
-import re
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +31,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from services.kit.events import current_traceparent
 
 log = logging.getLogger("accord.http")
 
@@ -301,46 +298,6 @@ def _title(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
-
-
-# W3C Trace Context, version 00; the same pattern as the event contract's `traceparent`.
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
-
-
-class TraceparentMiddleware:
-    """Makes a request's `traceparent` header the current trace, so its events continue it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        value = _header(scope, b"traceparent")
-        # A malformed or all-zero trace is ignored (W3C Trace Context §3.2.2.3/§3.2.2.4).
-        valid = (
-            value is not None
-            and _TRACEPARENT.match(value) is not None
-            and value[:2] != "ff"
-            and value[3:35] != "0" * 32
-            and value[36:52] != "0" * 16
-        )
-        token = current_traceparent.set(value if valid else None)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            current_traceparent.reset(token)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            try:
-                return bytes(value).decode("ascii").strip().lower()
-            except UnicodeDecodeError:
-                return None
-    return None
 
 
 # 64 KiB: many times the largest body a contract admits, far below what a client could make the

@@ -62,8 +62,8 @@ class IdempotentHandler:
         self.effect = effect
         self.clock = clock
 
-    async def __call__(self, event: Event, delivery: Delivery) -> None:
-        await self.apply(event)
+    async def __call__(self, event: Event, delivery: Delivery) -> bool:
+        return await self.apply(event)
 
     async def apply(self, event: Event) -> bool:
         """Apply the event's effect; false when it had already been applied."""
@@ -181,8 +181,8 @@ class SelfRecordingHandler:
     def __init__(self, effect: SelfRecordingEffect) -> None:
         self.effect = effect
 
-    async def __call__(self, event: Event, delivery: Delivery) -> None:
-        await self.apply(event)
+    async def __call__(self, event: Event, delivery: Delivery) -> bool:
+        return await self.apply(event)
 
     async def apply(self, event: Event) -> bool:
         return await self.effect(event)

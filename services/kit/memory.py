@@ -21,6 +21,7 @@ from services.kit.bus import DeadLetter, ReceivedMessage
 from services.kit.consumer import ConsumerOptions, QueueConsumer
 from services.kit.events import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, Event, Message, encode
 from services.kit.topology import QueueSpec, SubscriptionSpec, Topology
+from services.kit.tracing import Tracing
 
 POLL_INTERVAL = 0.005
 
@@ -265,18 +266,29 @@ class InMemoryQueue:
     async def max_receives(self) -> int | None:
         return self.broker.queue_spec(self.name).max_receives
 
+    async def depths(self) -> tuple[int, int | None]:
+        """Messages in the queue (visible or not) and in its dead-letter queue."""
+        target = self.broker.queue_spec(self.name).dead_letter_queue
+        dead = None if target is None else self.broker.depth(target)
+        return self.broker.depth(self.name), dead
+
 
 class InMemoryEventConsumer(QueueConsumer):
     """`EventConsumer` on a queue of an `InMemoryBroker`."""
 
     def __init__(
-        self, broker: InMemoryBroker, queue: str, options: ConsumerOptions | None = None
+        self,
+        broker: InMemoryBroker,
+        queue: str,
+        options: ConsumerOptions | None = None,
+        *,
+        tracing: Tracing | None = None,
     ) -> None:
-        super().__init__(InMemoryQueue(broker, queue), options)
+        super().__init__(InMemoryQueue(broker, queue), options, tracing=tracing)
 
 
 class InMemoryEventPublisher:
-    """`EventPublisher` onto a topic of an `InMemoryBroker`."""
+    """`EventPublisher` (and `BatchPublisher`) onto a topic of an `InMemoryBroker`."""
 
     def __init__(self, broker: InMemoryBroker, topic: str) -> None:
         self.broker = broker
@@ -287,3 +299,14 @@ class InMemoryEventPublisher:
 
     async def publish_message(self, message: Message) -> None:
         self.broker.publish(self.topic, message)
+
+    async def publish_batch(self, messages: Sequence[Message]) -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        for message in messages:
+            try:
+                self.broker.publish(self.topic, message)
+            except UnknownResourceError as error:
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        return outcomes

@@ -7,6 +7,18 @@ service adds `outbox_table(metadata)` to its schema and publishes through an
 change. An `OutboxRelay` then claims committed rows, publishes them through the real
 `EventPublisher` (SNS, or the in-memory bus), and marks them published.
 
+Throughput: a relay publishes ten rows to a `PublishBatch` call (`BatchPublisher`; one at a
+time through a publisher that cannot batch), with up to `publish_concurrency` calls in flight.
+Each call is one *lane* of a pass: the lane claims a batch, publishes it, marks it, and claims
+the next; a second lane starts when a claim comes back full (more rows are waiting), and so on
+up to `publish_concurrency`, so an idle relay claims no more often than a sequential one. Lanes
+claim exactly as separate relays would, with the same lease.
+
+Order: none is promised. SNS standard topics do not keep it, and the lanes publish their
+batches side by side, so events, even two about one user, may reach a queue in any order. The
+consumers do not need it: each event carries its per-user `sequence`, and each consumer's
+state is the same whatever order events arrive in (DESIGN.md, "Order independence").
+
 Guarantees:
 - nothing is lost: a row stays until it has been published, however long the bus is down;
   each failure pushes the row's next attempt back exponentially;
@@ -15,6 +27,9 @@ Guarantees:
   `UPDATE … WHERE claimed_until < now` on SQLite, whose writers are serialised anyway;
 - at least once, not exactly once: a relay that dies between publishing and marking leaves
   the row to be published again once its lease expires (consumers are idempotent);
+- a row is marked published only once SNS has accepted it: in a `PublishBatch` whose answer
+  lists some entries as `Failed` (or leaves them out), those rows alone stay pending, each with
+  its attempt counted and its retry backed off, while the accepted ones are marked;
 - no secrets at rest after publishing: the UPDATE that marks a row published rewrites its body
   to the envelope (`ENVELOPE_FIELDS`), so reset and verification tokens and emails stay only in
   rows still waiting for the bus. Published rows are deleted after a retention period
@@ -60,9 +75,10 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.types import JSON
 
-from services.kit.bus import EventPublisher
+from services.kit.bus import PUBLISH_BATCH_MAX, EventPublisher, publish_batch
 from services.kit.database import UtcDateTime
 from services.kit.events import Event, Message, encode
+from services.kit.tracing import Tracing, written_to_outbox
 
 log = logging.getLogger("accord.outbox")
 
@@ -178,6 +194,8 @@ class OutboxEventPublisher:
             )
         )
         self._pending = True
+        # The event's first hop, on the span of the request that wrote it (the console's).
+        written_to_outbox(event_type, str(event_id))
 
 
 def _event_id(message: Message) -> uuid.UUID:
@@ -189,9 +207,13 @@ def _event_id(message: Message) -> uuid.UUID:
 
 @dataclass(frozen=True)
 class RelayOptions:
-    """Tuning of a relay: batch size, safety-net poll, claim lease, retry backoff."""
+    """Tuning of a relay: rows a claim takes, claims published at once, safety-net poll,
+    claim lease, retry backoff."""
 
-    batch_size: int = 50
+    # Rows one claim takes: one PublishBatch call's worth (more go in several calls, in turn).
+    batch_size: int = PUBLISH_BATCH_MAX
+    # Lanes of a pass, each with its claim and its PublishBatch call in flight.
+    publish_concurrency: int = 4
     poll_interval: float = 5.0
     lease: timedelta = timedelta(seconds=60)
     backoff_base: float = 1.0
@@ -223,6 +245,7 @@ class OutboxRelay:
         *,
         clock: Callable[[], datetime] = now_utc,
         name: str = "outbox-relay",
+        tracing: Tracing | None = None,
     ) -> None:
         self.sessions = sessions
         self.table = table
@@ -230,9 +253,19 @@ class OutboxRelay:
         self.options = options or RelayOptions()
         self.clock = clock
         self.name = name
+        # Each row is published in a span, child of the request's stored in its `traceparent`.
+        self.tracing = tracing or Tracing.off()
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
+        # On SQLite, which locks nothing on SELECT, two claims at once would pick the same
+        # candidates and one would come back empty-handed: this relay's lanes claim in turn.
+        # PostgreSQL's SKIP LOCKED gives each concurrent claim other rows.
+        bind = sessions.kw.get("bind")
+        in_turn = bind is None or bind.dialect.name != "postgresql"
+        self._claiming: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if in_turn else contextlib.nullcontext()
+        )
         # Consecutive rounds that ended in a publish failure: while the bus is down the relay
         # itself backs off, so that every commit's notify() does not hammer it.
         self._failed_rounds = 0
@@ -325,23 +358,72 @@ class OutboxRelay:
     # --- one pass --------------------------------------------------------------------------
 
     async def publish_pending(self) -> int:
-        """Publish every row that is due now; the number published. A publish failure ends the
-        pass (the bus is likely down) after scheduling the row's retry."""
+        """Publish every row that is due now, in up to `publish_concurrency` lanes; the number
+        published. A publish failure ends the pass (the bus is likely down, or throttling) once
+        the batches in flight have settled, after scheduling the failed rows' retries."""
+        lanes: list[asyncio.Task[int]] = []
+        halt = asyncio.Event()  # a lane failed: the others stop after their batch in flight
+        refused = False
+
+        async def lane() -> int:
+            nonlocal refused
+            published = 0
+            try:
+                batch = await self.claim()
+                while batch:
+                    if len(batch) >= self.options.batch_size:
+                        widen()  # a full claim: more rows are likely waiting
+                    accepted, failures = await self._publish(batch)
+                    published += len(accepted)
+                    if failures:
+                        refused = True
+                        halt.set()
+                    go_on = not (self._stopping or halt.is_set())
+                    batch = await self._settle(batch, accepted, failures, claim_next=go_on)
+            except BaseException:
+                halt.set()
+                raise
+            return published
+
+        def widen() -> None:
+            if len(lanes) < max(1, self.options.publish_concurrency) and not halt.is_set():
+                lanes.append(asyncio.create_task(lane(), name=f"{self.name}-lane-{len(lanes)}"))
+
+        if self._stopping:
+            return 0
+        widen()
         published = 0
-        while not self._stopping:
-            batch = await self.claim()
-            if not batch:
-                break
-            done, failed = await self._publish(batch)
-            published += done
-            if failed:
-                self._failed_rounds += 1
-                return published
-            self._failed_rounds = 0
+        errors: list[BaseException] = []
+        try:
+            index = 0
+            while index < len(lanes):  # lanes started while waiting are waited for too
+                try:
+                    published += await lanes[index]
+                except Exception as error:
+                    errors.append(error)
+                index += 1
+        finally:
+            for task in lanes:
+                task.cancel()  # only when cancelled itself: the others have ended by now
+        self._failed_rounds = self._failed_rounds + 1 if refused else 0
+        if errors:
+            raise errors[0]
         return published
 
     async def claim(self) -> list[_Claimed]:
         """Claim up to a batch of due rows for this relay's lease, in the order written."""
+        async with self._claiming:
+            while True:
+                async with self.sessions() as session, session.begin():
+                    found, claimed = await self._claim_in(session)
+                if claimed or not found:
+                    return claimed
+                # Another relay claimed every candidate between our two statements (SQLite
+                # locks nothing on SELECT): look again rather than end the pass.
+
+    async def _claim_in(self, session: AsyncSession) -> tuple[bool, list[_Claimed]]:
+        """Claim in `session`'s transaction: whether there were candidates, and the rows
+        claimed (none when another relay took every candidate first)."""
         t = self.table
         now = self.clock()
         claimable = and_(
@@ -361,57 +443,75 @@ class OutboxRelay:
             .limit(self.options.batch_size)
             .with_for_update(skip_locked=True)
         )
-        async with self.sessions() as session, session.begin():
-            ids = list((await session.execute(candidates)).scalars())
-            if not ids:
-                return []
-            rows = (
-                await session.execute(
-                    update(t)
-                    .where(t.c.id.in_(ids), claimable)
-                    .values(claimed_until=now + self.options.lease)
-                    .returning(
-                        t.c.id, t.c.event_id, t.c.event_type, t.c.body, t.c.attributes, t.c.attempts
-                    )
+        ids = list((await session.execute(candidates)).scalars())
+        if not ids:
+            return False, []
+        rows = (
+            await session.execute(
+                update(t)
+                .where(t.c.id.in_(ids), claimable)
+                .values(claimed_until=now + self.options.lease)
+                .returning(
+                    t.c.id, t.c.event_id, t.c.event_type, t.c.body, t.c.attributes, t.c.attempts
                 )
-            ).all()
-        return sorted(
-            (
-                _Claimed(
-                    id=row.id,
-                    event_id=row.event_id,
-                    event_type=row.event_type,
-                    message=Message(row.body, _attributes(row.attributes)),
-                    attempts=row.attempts,
-                )
-                for row in rows
-            ),
-            key=lambda claimed: claimed.id,
-        )
+            )
+        ).all()
+        claimed = [
+            _Claimed(
+                id=row.id,
+                event_id=row.event_id,
+                event_type=row.event_type,
+                message=Message(row.body, _attributes(row.attributes)),
+                attempts=row.attempts,
+            )
+            for row in rows
+        ]
+        return True, sorted(claimed, key=lambda row: row.id)
 
-    async def _publish(self, batch: Sequence[_Claimed]) -> tuple[int, bool]:
-        published: list[int] = []
-        failure: tuple[_Claimed, BaseException] | None = None
-        for claimed in batch:
+    async def _publish(
+        self, batch: Sequence[_Claimed]
+    ) -> tuple[list[int], list[tuple[_Claimed, BaseException]]]:
+        """Publish a claimed batch, ten rows to a call: the ids SNS accepted, and the rows it
+        refused with why. After a call with a refusal the rest of the batch is not tried."""
+        accepted: list[int] = []
+        failures: list[tuple[_Claimed, BaseException]] = []
+        for start in range(0, len(batch), PUBLISH_BATCH_MAX):
+            chunk = batch[start : start + PUBLISH_BATCH_MAX]
+            spans = self.tracing.publishing(
+                [c.message for c in chunk], destination=getattr(self.publisher, "topic", None)
+            )
             try:
-                await self.publisher.publish_message(claimed.message)
-            except Exception as error:
-                failure = (claimed, error)
+                outcomes = await publish_batch(self.publisher, spans.messages)
+            except Exception as error:  # a publisher that raised rather than answer
+                outcomes = [error] * len(chunk)
+            spans.end(outcomes)
+            for claimed, outcome in zip(chunk, outcomes, strict=True):
+                if outcome is None:
+                    accepted.append(claimed.id)
+                else:
+                    failures.append((claimed, outcome))
+            if failures:
                 break
-            published.append(claimed.id)
-        await self._settle(batch, published, failure)
-        return len(published), failure is not None
+        return accepted, failures
 
     async def _settle(
         self,
         batch: Sequence[_Claimed],
         published: list[int],
-        failure: tuple[_Claimed, BaseException] | None,
-    ) -> None:
+        failures: Sequence[tuple[_Claimed, BaseException]],
+        *,
+        claim_next: bool = False,
+    ) -> list[_Claimed]:
+        """Mark the published rows, schedule the refused ones' retries, release the rest as
+        they were; and with `claim_next`, claim the next batch in the same transaction (one
+        commit a batch rather than two), which it returns."""
         t = self.table
         now = self.clock()
         attempted = set(published)
-        async with self.sessions() as session, session.begin():
+        found = False
+        next_batch: list[_Claimed] = []
+        claiming = self._claiming if claim_next else contextlib.nullcontext()
+        async with claiming, self.sessions() as session, session.begin():
             if published:
                 # The bus has the event now: the row keeps its envelope, not the payload's
                 # secrets (reset and verification tokens, emails), in the UPDATE that marks it.
@@ -430,29 +530,39 @@ class OutboxRelay:
                         for row_id in published
                     ],
                 )
-            if failure is not None:
-                claimed, error = failure
-                attempted.add(claimed.id)
-                attempts = claimed.attempts + 1
-                delay = self.options.backoff(attempts)
-                log.warning(
-                    "%s: publishing %s %s failed (attempt %d), retrying in %.1fs: %s",
-                    self.name,
-                    claimed.event_type,
-                    claimed.event_id,
-                    attempts,
-                    delay,
-                    error,
-                )
+            if failures:
+                retries = []
+                for claimed, error in failures:
+                    attempted.add(claimed.id)
+                    attempts = claimed.attempts + 1
+                    delay = self.options.backoff(attempts)
+                    retries.append(
+                        {
+                            "row_id": claimed.id,
+                            "attempts": attempts,
+                            "next_attempt_at": now + timedelta(seconds=delay),
+                            "last_error": f"{type(error).__name__}: {error}"[:2000],
+                        }
+                    )
+                    log.warning(
+                        "%s: publishing %s %s failed (attempt %d), retrying in %.1fs: %s",
+                        self.name,
+                        claimed.event_type,
+                        claimed.event_id,
+                        attempts,
+                        delay,
+                        error,
+                    )
                 await session.execute(
                     update(t)
-                    .where(t.c.id == claimed.id)
+                    .where(t.c.id == bindparam("row_id"))
                     .values(
-                        attempts=attempts,
-                        next_attempt_at=now + timedelta(seconds=delay),
+                        attempts=bindparam("attempts"),
+                        next_attempt_at=bindparam("next_attempt_at"),
                         claimed_until=None,
-                        last_error=f"{type(error).__name__}: {error}"[:2000],
-                    )
+                        last_error=bindparam("last_error"),
+                    ),
+                    retries,
                 )
             untouched = [claimed.id for claimed in batch if claimed.id not in attempted]
             if untouched:
@@ -460,6 +570,11 @@ class OutboxRelay:
                 await session.execute(
                     update(t).where(t.c.id.in_(untouched)).values(claimed_until=None)
                 )
+            if claim_next:
+                found, next_batch = await self._claim_in(session)
+        if found and not next_batch:
+            return await self.claim()  # another relay took the candidates: look again
+        return next_batch
 
 
 def envelope_only(body: str) -> str:

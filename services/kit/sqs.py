@@ -7,12 +7,13 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from services.kit.bus import ReceivedMessage
 from services.kit.consumer import ConsumerOptions, QueueConsumer
 from services.kit.events import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, Message
+from services.kit.tracing import Tracing
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -36,6 +37,14 @@ def string_attributes(attributes: dict[str, Any]) -> dict[str, str]:
 
 def sqs_attributes(attributes: dict[str, str]) -> dict[str, Any]:
     return {name: {"DataType": "String", "StringValue": v} for name, v in attributes.items()}
+
+
+def _sent_at(attributes: Mapping[Any, str]) -> float | None:
+    """The `SentTimestamp` system attribute (epoch milliseconds) in seconds."""
+    try:
+        return int(attributes["SentTimestamp"]) / 1000
+    except (KeyError, ValueError):
+        return None
 
 
 class SqsQueue:
@@ -141,7 +150,7 @@ class SqsQueue:
             MaxNumberOfMessages=max(1, min(10, max_messages)),
             WaitTimeSeconds=int(max(0, min(20, wait_seconds))),
             MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
         )
         return [
             ReceivedMessage(
@@ -151,9 +160,25 @@ class SqsQueue:
                     m.get("Body", ""), string_attributes(m.get("MessageAttributes", {}))
                 ),
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                sent_at=_sent_at(m.get("Attributes", {})),
             )
             for m in response.get("Messages", [])
         ]
+
+    async def depths(self) -> tuple[int, int | None]:
+        """Messages waiting in the queue and in its dead-letter queue (the metrics' sample)."""
+        return await asyncio.to_thread(self._depths)
+
+    def _depths(self) -> tuple[int, int | None]:
+        def visible(url: str) -> int:
+            attributes = self.client.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            ).get("Attributes", {})
+            return int(attributes.get("ApproximateNumberOfMessages", "0"))
+
+        url = self._resolve()
+        dead = None if self._dead_letter_url is None else visible(self._dead_letter_url)
+        return visible(url), dead
 
     async def delete(self, receipts: Sequence[str]) -> None:
         await asyncio.to_thread(self._delete, list(receipts))
@@ -202,6 +227,11 @@ class SqsEventConsumer(QueueConsumer):
     """`EventConsumer` on an SQS queue: long polling, batches, several messages in flight."""
 
     def __init__(
-        self, client: SQSClient, queue: str, options: ConsumerOptions | None = None
+        self,
+        client: SQSClient,
+        queue: str,
+        options: ConsumerOptions | None = None,
+        *,
+        tracing: Tracing | None = None,
     ) -> None:
-        super().__init__(SqsQueue(client, queue), options)
+        super().__init__(SqsQueue(client, queue), options, tracing=tracing)

@@ -20,6 +20,7 @@ from generated.notification.responses import GetReadinessResponse
 from generated.notification.server import NotificationServiceInterface
 from generated.security import Caller
 from services.kit import cursors
+from services.kit.metrics import Metrics
 from services.kit.security import AuthorityUnavailableError, ConfirmedRoles
 from services.notification import handlers
 from services.notification.domain import (
@@ -94,10 +95,13 @@ class NotificationApi(NotificationServiceInterface):
         deps: handlers.Dependencies,
         database_ping: Callable[[], Awaitable[bool]],
         sender: EmailSender,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._deps = deps
         self._database_ping = database_ping
         self._sender = sender
+        self._metrics = metrics or Metrics.disabled()
 
     async def list_notifications(
         self,
@@ -119,6 +123,9 @@ class NotificationApi(NotificationServiceInterface):
 
     async def get_liveness(self) -> api.HealthStatus:
         return api.HealthStatus(status="ok")
+
+    async def get_metrics(self) -> str:
+        return await self._metrics.exposition()
 
     async def get_readiness(self) -> GetReadinessResponse:
         results = await asyncio.gather(

@@ -26,6 +26,7 @@ from services.kit.http import (
     dependency_unavailable,
     validation_problem,
 )
+from services.kit.metrics import Metrics
 from services.kit.security import (
     AuthorityUnavailableError,
     ConfirmedRoles,
@@ -198,10 +199,13 @@ class UserApi(server.UserServiceInterface):
         deps: handlers.Dependencies,
         database_ready: Callable[[], Awaitable[bool]],
         roles: RolesClient,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._deps = deps
         self._database_ready = database_ready
         self._roles = roles
+        self._metrics = metrics or Metrics.disabled()
 
     async def list_users(
         self, *, caller: ContractCaller, limit: int, cursor: str | None
@@ -281,6 +285,9 @@ class UserApi(server.UserServiceInterface):
     async def get_liveness(self) -> api.HealthStatus:
         return api.HealthStatus(status="ok")
 
+    async def get_metrics(self) -> str:
+        return await self._metrics.exposition()
+
     async def get_readiness(self) -> GetReadinessResponse:
         checks = {
             "database": await self._database_ready(),
@@ -303,9 +310,10 @@ def build_router(
     database_ready: Callable[[], Awaitable[bool]],
     *,
     retry_after: int,
+    metrics: Metrics | None = None,
 ) -> APIRouter:
     """The contract's routes (generated), bound to `UserApi` and admitted by `authenticator`."""
     return server.build_router(
-        UserApi(deps, database_ready, deps.roles),
+        UserApi(deps, database_ready, deps.roles, metrics=metrics),
         authenticator(verifier, deps.roles, retry_after=retry_after),
     )

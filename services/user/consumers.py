@@ -72,8 +72,8 @@ class OneAtATime:
         self._handler = handler
         self._lock = lock
 
-    async def __call__(self, event: Event, delivery: Delivery) -> None:
-        await self.apply(event)
+    async def __call__(self, event: Event, delivery: Delivery) -> bool:
+        return await self.apply(event)
 
     async def apply(self, event: Event) -> bool:
         async with self._lock:

@@ -11,13 +11,15 @@ from typing import Any
 import argon2
 import jwt
 import pytest
+from sqlalchemy import select
 
 from generated.auth import models as api
 from generated.events import models as events
 from services.auth.domain import UnknownEmailError
 from services.auth.grants import grant_role
-from services.auth.storage import accounts
+from services.auth.storage import accounts, outbox
 from services.kit.tokens import StaticKeySource, TokenVerifier
+from services.kit.tracing import SpanStore
 from tests.auth.conftest import PASSWORD, AppFactory, AuthClient, Bus, Clock, bearer
 
 REGISTER = "/api/v1/auth/register"
@@ -583,6 +585,33 @@ async def test_a_requests_traceparent_travels_with_the_events_it_causes(
     await bus.wait_for(2)
     assert bus.received[0].attributes["traceparent"] == traceparent
     assert "traceparent" not in bus.received[1].attributes
+
+
+async def test_a_traced_request_stores_its_span_with_the_outbox_row_and_the_relay_publishes_in_it(
+    auth: AuthClient, bus: Bus
+) -> None:
+    spans = SpanStore()
+    auth.adapters.tracing.export_to(spans)
+    trace_id = uuid.uuid4().hex
+
+    await auth.http.post(
+        REGISTER,
+        json={"email": "ada@example.com", "password": PASSWORD},
+        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )
+    [published] = await bus.wait_for(1)
+
+    async with auth.adapters.store.sessions() as session:
+        [stored] = (await session.execute(select(outbox.c.attributes))).scalars().all()
+    found = {span.name: span for span in spans.trace(trace_id)}
+    request, relay = found["registerUser"], found["publish user.created"]
+    assert stored["traceparent"] == f"00-{trace_id}-{request.span_id}-01"
+    assert relay.parent_id == request.span_id
+    assert relay.kind == "PRODUCER"
+    assert relay.attributes["accord.event.id"] == str(published.eventId)
+    assert bus.received[0].attributes["traceparent"] == f"00-{trace_id}-{relay.span_id}-01"
+    [written] = [event for event in request.events if event[0] == "outbox.write"]
+    assert written[2]["accord.event.type"] == "user.created"
 
 
 async def test_the_published_key_set_verifies_issued_access_tokens(auth: AuthClient) -> None:

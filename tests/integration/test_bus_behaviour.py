@@ -25,12 +25,12 @@ from services.kit.events import (
     Event,
     InvalidEventError,
     Message,
-    current_traceparent,
     decode,
     encode,
 )
 from services.kit.idempotency import IdempotentHandler, processed_events_table
 from services.kit.topology import QueueSpec, SubscriptionSpec, TopicSpec, Topology
+from services.kit.tracing import continuing
 from tests import factories
 from tests.integration.buses import Bus, MemoryBus, MotoBus
 
@@ -162,11 +162,8 @@ async def test_message_attributes_and_body_arrive_intact(
     event = factories.user_created(email="grace@example.com")
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-    token = current_traceparent.set(traceparent)
-    try:
+    with continuing(traceparent):
         await bus.publisher(names["topic"]).publish(event)
-    finally:
-        current_traceparent.reset(token)
 
     [received] = await bus.receive_raw(names["profiles"])
     assert dict(received.message.attributes) == {

@@ -47,6 +47,7 @@ OWNER = uuid.UUID("6f1c1e0e-8f3e-4c1a-9d3e-2b7f4a6c9e10")
 PENDING = uuid.UUID("00000000-0000-4000-8000-000000000001")
 ADDRESS = uuid.UUID("4b5c6d7e-8f90-4a1b-9c2d-3e4f5a6b7c8d")
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+METRICS = "# TYPE accord_up gauge\naccord_up 1.0\n"
 SERVERS: dict[str, ModuleType] = {
     "auth": auth_server,
     "user": user_server,
@@ -186,6 +187,9 @@ class FakeUserService:
         return responses.GetReadinessResponse(
             status=503, body=models.Readiness(status=down, checks={"database": down})
         )
+
+    async def get_metrics(self) -> str:
+        return METRICS
 
 
 class Harness:
@@ -363,6 +367,18 @@ async def test_the_typed_client_round_trips_through_the_generated_router(
     assert readiness.body.checks == {"database": models.ReadinessStatus.unavailable}
 
 
+async def test_a_text_response_is_answered_with_the_contracts_media_type_and_read_as_text(
+    harness: Harness,
+) -> None:
+    answer = await harness.http.get("/metrics")
+    read = await harness.client.get_metrics()
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert answer.text == METRICS
+    assert read == METRICS
+
+
 async def test_a_problem_answer_raises_problem_error_with_its_body_and_headers(
     harness: Harness,
 ) -> None:
@@ -503,6 +519,8 @@ def test_mypy_names_the_operation_and_the_message_an_implementation_does_not_han
         "    async def get_liveness(self) -> models.HealthStatus:\n"
         "        raise NotImplementedError\n\n"
         "    async def get_readiness(self) -> responses.GetReadinessResponse:\n"
+        "        raise NotImplementedError\n\n"
+        "    async def get_metrics(self) -> str:\n"
         "        raise NotImplementedError\n\n\n"
         "def wire(security: Authenticator) -> None:\n"
         "    events.subscriptions(Notifications())\n"
@@ -613,6 +631,60 @@ def test_a_response_mixing_optional_and_nullable_properties_is_refused(tmp_path:
     with pytest.raises(
         operations.OperationError, match=r"optional non-nullable properties \(name\)"
     ):
+        operations.Reader(path, Resolver(), {"Kind", "Thing", "Problem"}).api()
+
+
+TEXT_RESULT = """
+  /status:
+    get:
+      operationId: getStatus
+      responses:
+        '200':
+          description: The status as text.
+          content:
+            text/plain; version=0.0.4:
+              schema: {type: string}
+components:"""
+
+
+def test_a_text_response_is_typed_as_a_string_and_served_with_its_media_type(
+    tmp_path: Path,
+) -> None:
+    from harness.authoring import codegen, operations
+    from harness.authoring.contracts import Resolver
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_CONTRACT.replace("\ncomponents:", TEXT_RESULT, 1))
+
+    api = operations.Reader(path, Resolver(), {"Kind", "Thing", "Problem"}).api()
+    status = next(op for op in api.operations if op.operation_id == "getStatus")
+    server = codegen.render_server(
+        api, header="# tiny\n", contract="tiny.yaml", package="tiny", interface="Tiny", typed=True
+    )
+    client = codegen.render_client(
+        api, header="# tiny\n", contract="tiny.yaml", package="tiny", client="Tiny", typed=True
+    )
+
+    assert status.result == "str"
+    assert "async def get_status(self) -> str:" in server
+    assert 'media_type="text/plain; version=0.0.4"' in server
+    assert "return response.text" in client
+    compile(server, "server.py", "exec")
+    compile(client, "client.py", "exec")
+
+
+def test_a_text_response_beside_another_result_is_refused(tmp_path: Path) -> None:
+    from harness.authoring import operations
+    from harness.authoring.contracts import Resolver
+
+    path = tmp_path / "tiny.yaml"
+    both = TEXT_RESULT.replace(
+        "components:",
+        "        '202':\n          description: Accepted.\ncomponents:",
+    )
+    path.write_text(TINY_CONTRACT.replace("\ncomponents:", both, 1))
+
+    with pytest.raises(operations.OperationError, match="a text response must be the only result"):
         operations.Reader(path, Resolver(), {"Kind", "Thing", "Problem"}).api()
 
 

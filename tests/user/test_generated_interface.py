@@ -111,7 +111,10 @@ def test_an_operation_added_to_the_contract_is_named_by_mypy_as_missing_from_the
     assert errors == [
         (
             IMPLEMENTATION,
-            line_of(project / IMPLEMENTATION, "UserApi(deps, database_ready, deps.roles)"),
+            line_of(
+                project / IMPLEMENTATION,
+                "UserApi(deps, database_ready, deps.roles, metrics=metrics)",
+            ),
             'Cannot instantiate abstract class "UserApi" with abstract attribute "delete_avatar"  '
             "[abstract]",
         )

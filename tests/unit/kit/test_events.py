@@ -8,9 +8,10 @@ import json
 import pytest
 
 from services.kit.aws import BusLocation
-from services.kit.events import InvalidEventError, Message, current_traceparent, decode, encode
+from services.kit.events import InvalidEventError, Message, decode, encode
 from services.kit.memory import InMemoryBroker, InMemoryEventPublisher
 from services.kit.topology import QueueSpec, SubscriptionSpec, TopicSpec, Topology
+from services.kit.tracing import continuing
 from tests import factories
 
 
@@ -29,11 +30,8 @@ def test_an_event_is_encoded_as_its_json_payload_with_the_three_attributes() -> 
 
 
 def test_an_active_trace_is_carried_as_a_traceparent_attribute() -> None:
-    token = current_traceparent.set("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-    try:
+    with continuing("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"):
         message = encode(factories.user_created())
-    finally:
-        current_traceparent.reset(token)
 
     assert message.attributes["traceparent"].startswith("00-0af7651916cd43dd")
 
