@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from harness.bus.provision import Provisioner, topology_from_contracts
-from harness.project import Project
+from harness.project import Project, ServiceEntry
 from harness.stack.smtp import SmtpSink
 from services.kit.startup import (
     DatabaseSetting,
@@ -41,6 +41,7 @@ from services.kit.startup import (
     listening_socket,
     server_config,
 )
+from services.kit.tracing import SpanStore, Tracing
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -52,21 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("accord.up")
 
 
-@dataclass(frozen=True)
-class ServicePart:
-    """One service of the platform: its package, port flag and contracts."""
-
-    name: str
-    env_prefix: str
-    openapi: str
-    asyncapi: str
-
-
-SERVICES = (
-    ServicePart("auth", "AUTH_", "auth-service", "auth-service"),
-    ServicePart("user", "USER_", "user-service", "user-service"),
-    ServicePart("notification", "NOTIFICATION_", "notification-service", "notification-service"),
-)
+# The parts of the stack that are not services, and their default ports.
+INFRASTRUCTURE_PORTS = {"aws": 4566, "smtp": 1025, "mail": 8025}
 
 
 @dataclass
@@ -75,21 +63,15 @@ class StackConfig:
 
     project: Project
     host: str = "127.0.0.1"
-    ports: dict[str, int] = field(
-        default_factory=lambda: {
-            "auth": 3001,
-            "user": 3002,
-            "notification": 3003,
-            "aws": 4566,
-            "smtp": 1025,
-            "mail": 8025,
-        }
-    )
+    # Ports by part: each service's (`[[tool.accord.service]]`) and the infrastructure's
+    # (INFRASTRUCTURE_PORTS). Those not given keep their defaults.
+    ports: dict[str, int] = field(default_factory=dict)
     endpoint: str | None = None  # an external SNS/SQS endpoint instead of the embedded moto
     reset: bool = False
     state_dir: Path | None = None
-    # Which services to start (tests start one later), and database URLs instead of SQLite.
-    services: tuple[str, ...] = tuple(part.name for part in SERVICES)
+    # Which services to start (None: every one; tests start some later), and database URLs
+    # instead of SQLite.
+    services: tuple[str, ...] | None = None
     database_urls: dict[str, str] = field(default_factory=dict)
     # Extra environment for the services (tests shorten retry delays).
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -97,6 +79,25 @@ class StackConfig:
     record: Path | None = None
     # Services replaced by the HTTP mock of their OpenAPI contract (`accord up --mock NAME`).
     mock: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        defaults = {entry.name: entry.port for entry in self.project.services}
+        unknown = set(self.ports) - defaults.keys() - INFRASTRUCTURE_PORTS.keys()
+        if unknown:
+            raise ValueError(f"no part of the stack is called {', '.join(sorted(unknown))}")
+        self.ports = defaults | INFRASTRUCTURE_PORTS | self.ports
+
+    @property
+    def parts(self) -> tuple[ServiceEntry, ...]:
+        """Every service of the project, in the order they start."""
+        return self.project.services
+
+    @property
+    def starting(self) -> tuple[str, ...]:
+        """The services `start` starts."""
+        if self.services is None:
+            return tuple(entry.name for entry in self.parts)
+        return self.services
 
     @property
     def state(self) -> Path:
@@ -115,13 +116,20 @@ FLAGS = {
     "mail": "--mail-port",
 }
 ROLES = {
-    "auth": "auth service",
-    "user": "user service",
-    "notification": "notification service",
     "aws": "embedded AWS emulator",
     "smtp": "SMTP sink",
     "mail": "mailbox web page",
 }
+
+
+def flag(part: str) -> str:
+    """The option of `accord up` that sets the part's port."""
+    return FLAGS.get(part, f"--port {part}=PORT")
+
+
+def role(part: str) -> str:
+    """The part as a message names it: "the user service", "the SMTP sink"."""
+    return ROLES.get(part, f"{part} service")
 
 
 class PortInUseError(RuntimeError):
@@ -134,7 +142,7 @@ def check_ports(config: StackConfig) -> None:
     for part, port in wanted.items():
         if port in seen:
             raise PortInUseError(
-                f"port {port} is given to both the {ROLES[seen[port]]} and the {ROLES[part]}"
+                f"port {port} is given to both the {role(seen[port])} and the {role(part)}"
             )
         seen[port] = part
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -144,50 +152,63 @@ def check_ports(config: StackConfig) -> None:
                 probe.bind((config.host, port))
             except OSError:
                 raise PortInUseError(
-                    f"port {port} ({ROLES[part]}) is already in use on {config.host}; "
-                    f"stop what uses it or choose another port with {FLAGS[part]}"
+                    f"port {port} ({role(part)}) is already in use on {config.host}; "
+                    f"stop what uses it or choose another port with {flag(part)}"
                 ) from None
 
 
+def has_database(name: str) -> bool:
+    """Whether the service keeps a database: it has an Alembic history (`migrations/`)."""
+    package = importlib.import_module(f"services.{name}")
+    return (Path(package.__file__ or "").parent / "migrations").is_dir()
+
+
 def environment(config: StackConfig, endpoint: str, api_key: str) -> dict[str, str]:
-    """The environment the services are configured from (as they would be in production)."""
+    """The environment the services are configured from (as they would be in production).
+
+    Every service gets, under its prefix (`USER_` for `user`), the way to each other service
+    (`USER_AUTH_SERVICE_URL`, ...), what verifies the auth service's tokens (`*_JWKS_URL`,
+    `*_ISSUER`), the service credential (`*_AUTH_SERVICE_API_KEY`) and, if it keeps one, its
+    database (migrated by the stack before it starts). A setting a service does not declare
+    is ignored by it. Then what only the auth and notification services need."""
     state = config.state
     auth = config.url("auth")
-    databases = {
-        part.name: config.database_urls.get(part.name, f"sqlite:///{state / part.name}.db")
-        for part in SERVICES
-    }
-    return {
+    env = {
         # The stack is local mode by design (it says so once, at start-up).
         "ACCORD_ENV": os.environ.get("ACCORD_ENV", "").strip() or "local",
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
-        "AUTH_DATABASE_URL": databases["auth"],
-        "AUTH_SIGNING_KEY_PATH": str(state / "auth-signing-key.pem"),
-        "AUTH_ISSUER": auth,
-        "AUTH_SERVICE_API_KEY": api_key,
-        "AUTH_OUTBOX_POLL_SECONDS": "1",
-        "AUTH_MIGRATE_ON_START": "false",
-        "USER_DATABASE_URL": databases["user"],
-        "USER_MIGRATE_ON_START": "false",
-        "USER_AUTH_SERVICE_URL": auth,
-        "USER_AUTH_SERVICE_API_KEY": api_key,
-        "USER_JWKS_URL": f"{auth}/.well-known/jwks.json",
-        "USER_ISSUER": auth,
-        "NOTIFICATION_DATABASE_URL": databases["notification"],
-        "NOTIFICATION_MIGRATE_ON_START": "false",
-        "NOTIFICATION_JWKS_URL": f"{auth}/.well-known/jwks.json",
-        "NOTIFICATION_AUTH_SERVICE_URL": auth,
-        "NOTIFICATION_AUTH_SERVICE_API_KEY": api_key,
-        "NOTIFICATION_ISSUER": auth,
-        "NOTIFICATION_SMTP_HOST": config.host,
-        "NOTIFICATION_SMTP_PORT": str(config.ports["smtp"]),
-        "NOTIFICATION_SMTP_TLS": "none",
-        # The links in emails open the mailbox's stand-in pages, which call the auth API.
-        "NOTIFICATION_LINK_BASE_URL": config.url("mail"),
-    } | config.extra_env
+    }
+    for part in config.parts:
+        prefix = part.env_prefix
+        if has_database(part.name):
+            default = f"sqlite:///{state / part.name}.db"
+            env[f"{prefix}DATABASE_URL"] = config.database_urls.get(part.name, default)
+            env[f"{prefix}MIGRATE_ON_START"] = "false"
+        for other in config.parts:
+            if other.name != part.name:
+                env[f"{prefix}{other.env_prefix}SERVICE_URL"] = config.url(other.name)
+        if part.name != "auth":
+            env[f"{prefix}AUTH_SERVICE_API_KEY"] = api_key
+            env[f"{prefix}JWKS_URL"] = f"{auth}/.well-known/jwks.json"
+            env[f"{prefix}ISSUER"] = auth
+    return (
+        env
+        | {
+            "AUTH_SIGNING_KEY_PATH": str(state / "auth-signing-key.pem"),
+            "AUTH_ISSUER": auth,
+            "AUTH_SERVICE_API_KEY": api_key,
+            "AUTH_OUTBOX_POLL_SECONDS": "1",
+            "NOTIFICATION_SMTP_HOST": config.host,
+            "NOTIFICATION_SMTP_PORT": str(config.ports["smtp"]),
+            "NOTIFICATION_SMTP_TLS": "none",
+            # The links in emails open the mailbox's stand-in pages, which call the auth API.
+            "NOTIFICATION_LINK_BASE_URL": config.url("mail"),
+        }
+        | config.extra_env
+    )
 
 
 @contextlib.contextmanager
@@ -204,11 +225,15 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-async def migrate(env: dict[str, str]) -> None:
-    """Run each service's Alembic history against its database, one after the other."""
+async def migrate(config: StackConfig, env: dict[str, str]) -> list[str]:
+    """Run the Alembic history of each service that keeps a database against it, one after
+    the other; the names of the services migrated."""
     from services.kit.migrations import upgrade
 
-    for part in SERVICES:
+    migrated = []
+    for part in config.parts:
+        if not has_database(part.name):
+            continue
         history = Path(importlib.import_module(f"services.{part.name}").__file__ or "").parent
         setting = f"{part.env_prefix}DATABASE_URL"
         database = DatabaseSetting(setting, env[setting])
@@ -216,23 +241,19 @@ async def migrate(env: dict[str, str]) -> None:
             await upgrade(database.url, history / "migrations")
         except Exception as error:
             raise explain(error, service=part.name, database=database) from None
+        migrated.append(part.name)
+    return migrated
 
 
 def with_docs(
-    app: FastAPI, part: ServicePart, contracts: Path, services: Mapping[str, str] | None = None
+    app: FastAPI, part: ServiceEntry, root: Path, services: Mapping[str, str] | None = None
 ) -> FastAPI:
     """`app` with its contracts' pages mounted: Swagger UI at /docs, the events at
     /docs/events (`accord up`, `accord serve`). `services` maps names to docs URLs."""
     from harness.stack.docs import docs_app
 
-    app.mount(
-        "/docs",
-        docs_app(
-            contracts / "openapi" / f"{part.openapi}.yaml",
-            contracts / "asyncapi" / f"{part.asyncapi}.yaml",
-            services=services,
-        ),
-    )
+    asyncapi = root / part.asyncapi if part.asyncapi is not None else None
+    app.mount("/docs", docs_app(root / part.openapi, asyncapi, services=services))
     return app
 
 
@@ -244,26 +265,51 @@ def service_banner(name: str, url: str, *, docs: bool = True) -> str:
     return "\n".join(lines)
 
 
-def build_service(part: ServicePart, config: StackConfig) -> Any:
-    """The service's app from its own settings loader and app factory, with docs mounted."""
+def build_service(part: ServiceEntry, config: StackConfig, spans: SpanStore | None = None) -> Any:
+    """The service's app from its own settings loader and app factory, with docs mounted, and
+    its spans kept in `spans` (the console's store) as well as wherever OTLP sends them."""
     settings_module = importlib.import_module(f"services.{part.name}.settings")
     app_module = importlib.import_module(f"services.{part.name}.app")
     settings = settings_module.load_settings()
+    service = app_module.create_app(settings)
+    tracing = getattr(service.state, "tracing", None)
+    if spans is not None and isinstance(tracing, Tracing):
+        tracing.export_to(spans)
     app = with_docs(
-        app_module.create_app(settings),
+        service,
         part,
-        config.project.contracts_dir,
-        services={other.name: f"{config.url(other.name)}/docs" for other in SERVICES},
+        config.project.root,
+        services={other.name: f"{config.url(other.name)}/docs" for other in config.parts},
     )
     return RequestLog(app, part.name)
 
 
-async def wait_ready(url: str, stop: asyncio.Event, timeout: float = 60) -> bool:
+READINESS_PATH = "/health/ready"
+
+
+def readiness_path(project: Project, part: ServiceEntry) -> str | None:
+    """`/health/ready` when the service's contract has it (every service should: a load
+    balancer asks it); else None, and any answer means the service is up (a new service
+    before its probes are written)."""
+    import yaml
+
+    with contextlib.suppress(OSError, yaml.YAMLError):
+        contract = yaml.safe_load((project.root / part.openapi).read_text(encoding="utf-8"))
+        if READINESS_PATH in (contract.get("paths") or {}):
+            return READINESS_PATH
+    return None
+
+
+async def wait_ready(
+    url: str, stop: asyncio.Event, timeout: float = 60, *, any_answer: bool = False
+) -> bool:
+    """Until `url` answers 200 (with `any_answer`, anything at all), `stop` is set or
+    `timeout` seconds have passed; whether it answered."""
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=2) as client:
         while not stop.is_set() and time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(url)).status_code == 200:
+                if (await client.get(url)).status_code == 200 or any_answer:
                     return True
             await asyncio.sleep(0.1)
     return False
@@ -286,7 +332,7 @@ def stack_file(config: StackConfig, endpoint: str) -> dict[str, Any]:
             "events": f"{config.url(part.name)}/docs/events",
             "ready": f"{config.url(part.name)}/health/ready",
         }
-        for part in SERVICES
+        for part in config.parts
     }
     return {
         "services": services,
@@ -307,6 +353,8 @@ class Stack:
         self.env: dict[str, str] = {}
         self.endpoint = ""
         self.sink: SmtpSink | None = None
+        # Every service's spans, for the console's event-flow and trace pages.
+        self.spans = SpanStore()
         self._moto: Any = None
         self._servers: dict[str, Server] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -362,14 +410,17 @@ class Stack:
         say(f"✓ provisioned {len(changes)} topics, queues and subscriptions ({created} new)")
         if config.record is not None:
             await self._start_recording(config.record, topology, location)
-        await migrate(self.env)
-        say("✓ migrated the auth, user and notification databases")
+        migrated = await migrate(config, self.env)
+        say(f"✓ migrated the {_and(migrated)} databases")
         self.sink = SmtpSink(config.host, config.ports["smtp"])
         self.sink.start()
         say(f"✓ SMTP sink on {config.host}:{config.ports['smtp']}")
-        self._serve("mail", mail_app(self.sink.mailbox, config.url("auth")))
-        say(f"✓ mailbox on {config.url('mail')}\n    as JSON   {config.url('mail')}/api/messages")
-        for name in config.services:
+        self._serve("mail", mail_app(self.sink.mailbox, config.url("auth"), spans=self.spans))
+        say(
+            f"✓ mailbox on {config.url('mail')}\n    as JSON   {config.url('mail')}/api/messages"
+            f"\n    events    {config.url('mail')}/events (and traces)"
+        )
+        for name in config.starting:
             await self.start_service(name, stop)
         self._stack_file = config.state / "stack.json"
         self._stack_file.write_text(json.dumps(stack_file(config, self.endpoint), indent=2))
@@ -389,7 +440,7 @@ class Stack:
     def _serve(self, name: str, app: Any, lifespan: Lifespan | None = None) -> None:
         """Serve `app` on the part's port. A service's `lifespan` has started already (so that
         a failure to start is explained, not logged by uvicorn); it ends after the server."""
-        listener = listening_socket(self.config.host, self.config.ports[name], setting=FLAGS[name])
+        listener = listening_socket(self.config.host, self.config.ports[name], setting=flag(name))
         server = Server(server_config(app, lifespan="off" if lifespan else "on"))
         self._servers[name] = server
 
@@ -419,13 +470,13 @@ class Stack:
     ) -> None:
         """Start one service (configured from the stack's environment, with `env` over it for
         this service only: e.g. its AWS endpoint behind a fault proxy) and wait until ready."""
-        part = next(p for p in SERVICES if p.name == name)
+        part = self.config.project.service(name)
         if name in self.config.mock:
             await self._start_mock(part, stop or asyncio.Event())
             return
         environ = {**self.env, **(env or {})}
         with patched_environ(environ):
-            app = build_service(part, self.config)
+            app = build_service(part, self.config, self.spans)
         setting = f"{part.env_prefix}DATABASE_URL"
         lifespan = Lifespan(app)
         stop = stop or asyncio.Event()
@@ -440,25 +491,25 @@ class Stack:
         try:
             starting.result()
         except Exception as error:
-            database = DatabaseSetting(setting, environ[setting])
+            database = DatabaseSetting(setting, environ[setting]) if setting in environ else None
             raise explain(error, service=name, database=database) from None
         try:
             self._serve(name, app, lifespan)
         except StartupError:  # its port was taken meanwhile
             await lifespan.shutdown()
             raise
-        if not await wait_ready(f"{self.config.url(name)}/health/ready", stop):
-            raise StartupError(
-                f"the {name} service did not become ready at {self.config.url(name)}/health/ready"
-            )
+        path = readiness_path(self.config.project, part)
+        url = f"{self.config.url(name)}{path or '/'}"
+        if not await wait_ready(url, stop, any_answer=path is None):
+            raise StartupError(f"the {name} service did not become ready at {url}")
         self.say(service_banner(name, self.config.url(name)))
 
-    async def _start_mock(self, part: ServicePart, stop: asyncio.Event) -> None:
+    async def _start_mock(self, part: ServiceEntry, stop: asyncio.Event) -> None:
         """Serve the HTTP mock of the service's OpenAPI contract (harness/mock/http.py) in its
         place: it answers as the contract says, consumes no events, publishes none."""
         from harness.mock.http import build_app
 
-        contract = self.config.project.contracts_dir / "openapi" / f"{part.openapi}.yaml"
+        contract = self.config.project.root / part.openapi
         self._serve(part.name, RequestLog(build_app(contract), part.name))
         url = self.config.url(part.name)
         if not await wait_ready(f"{url}/health/ready", stop):
@@ -512,6 +563,11 @@ async def run(
         await stack.wait(stop)
     finally:
         await stack.stop()
+
+
+def _and(names: list[str]) -> str:
+    """`auth, user and notification`."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def run_until_interrupted(config: StackConfig, say: Callable[[str], None]) -> None:

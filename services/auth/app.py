@@ -41,6 +41,7 @@ from services.kit.tokens import (
     jwks,
     now_utc,
 )
+from services.kit.tracing import Tracing
 
 log = logging.getLogger("accord.auth")
 
@@ -68,6 +69,7 @@ class Adapters(ServiceAdapters):
 def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_utc) -> Adapters:
     """The real adapters: the configured database, SNS (or the in-memory bus), Argon2id."""
     keys = signing_keys(settings, clock=clock)
+    tracing = Tracing.for_service(settings.service())
     publisher, close_publisher = composition.event_publisher(settings.event_topic)
     passwords = Argon2PasswordHasher.from_settings(settings)
     store = SqlAuthStore(settings.database_url, clock=clock)
@@ -84,7 +86,8 @@ def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_ut
         ),
         signing_keys=keys,
         clock=clock,
-        close=composition.closing(passwords.close, close_publisher),
+        tracing=tracing,
+        close=composition.closing(passwords.close, close_publisher, tracing.shutdown),
     )
 
 
@@ -126,9 +129,13 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
             poll_interval=settings.outbox_poll_seconds,
             backoff_base=settings.outbox_backoff_base_seconds,
             backoff_cap=settings.outbox_backoff_cap_seconds,
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
+            batch_size=settings.outbox_publish_batch_size,
+            publish_concurrency=settings.outbox_publish_concurrency,
         ),
         clock=parts.clock,
         name="auth-outbox-relay",
+        tracing=parts.tracing,
     )
     store.relay_signal.connect(relay.notify)
     rules = retention_rules(settings)
@@ -181,13 +188,13 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         jwks=key_set,
         ready=store.ping,
         client_address=api.ClientAddresses(settings.trusted_proxy_networks),
+        metrics=parts.metrics,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         settings.warn_of_local_defaults(log)
-        if settings.migrate_on_start:
-            await store.migrate()
+        await store.prepare(settings, log)
         await relay.start()
         await retention.start()
         log.info("auth service ready (signing key %s)", parts.signing_key.kid)
@@ -201,7 +208,10 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
             await parts.close()
 
     problems = {**api.DOMAIN_PROBLEMS, **database_unavailable_problems(api.RETRY_AFTER_SECONDS)}
-    app = composition.service_app(settings, lifespan, problems)
+    app = composition.service_app(
+        settings, lifespan, problems, tracing=parts.tracing, metrics=parts.metrics
+    )
+    parts.metrics.observe_outbox(settings.service(), store.sessions, outbox, parts.clock)
     app.include_router(server.build_router(implementation, authenticator))
     app.state.relay = relay
     app.state.retention = retention

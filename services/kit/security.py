@@ -170,6 +170,19 @@ class ContractAuthenticator:
         return ProblemError(dependency_unavailable(detail, self._retry_after))
 
 
+class PublicOnly:
+    """`generated.security.Authenticator` of a service whose contract declares no security
+    scheme: every operation is public, and nobody is admitted to anything else."""
+
+    async def authenticate(self, request: Request, security: Security) -> Caller:
+        if security.alternatives:
+            raise unauthenticated("This service accepts no credential.")
+        return ANONYMOUS
+
+
+PUBLIC_ONLY: Final = PublicOnly()
+
+
 def subject_of(caller: Caller) -> uuid.UUID:
     """The user id of a caller admitted by an access token."""
     if caller.subject is None:

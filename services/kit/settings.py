@@ -3,10 +3,11 @@ stops the service at start-up with a message naming each environment variable to
 checks every service makes outside local mode (secrets strong enough, `https://` for what it
 fetches from other services); and the warning that local defaults are in use.
 
-`ServiceSettings` is the base of each service's `Settings`: it holds what every service reads
-the same way (`ACCORD_ENV`, the database URL, migrating on start) and the order of the checks
-(each setting's own, then `check`, then `check_production` outside local mode), so that a
-service's settings say only what is its own.
+`BaseServiceSettings` is the base of each service's `Settings`: it holds what every service
+reads the same way (`ACCORD_ENV`) and the order of the checks (each setting's own, then
+`check`, then `check_production` outside local mode), so that a service's settings say only
+what is its own. `ServiceSettings` adds the database (its URL, migrating on start) for the
+services that keep one.
 
 A secret is strong enough when it has at least `MIN_SECRET_LENGTH` (16) characters and an
 estimated entropy of at least `MIN_SECRET_BITS` (64 bits). The estimate is
@@ -209,20 +210,16 @@ def not_blank(value: str) -> str:
     return value
 
 
-class ServiceSettings(BaseSettings):
-    """What every service's settings have: `ACCORD_ENV` and local mode, the database and its
-    migrations, and the checks made in order: each field's, then `check`, then
-    `check_production` outside local mode. A subclass sets its `env_prefix` in `model_config`
-    (the service's name is the prefix in lower case, `AUTH_` for `auth`) and declares the
-    default of `database_url`."""
+class BaseServiceSettings(BaseSettings):
+    """What every service's settings have: `ACCORD_ENV` and local mode, and the checks made in
+    order: each field's, then `check`, then `check_production` outside local mode. A subclass
+    sets its `env_prefix` in `model_config` (the service's name is the prefix in lower case,
+    `AUTH_` for `auth`). A service that keeps a database takes `ServiceSettings`."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     # Shared by every Accord service, hence no prefix.
     environment: str = Field(default="local", validation_alias=ENVIRONMENT_VARIABLE)
-
-    database_url: str
-    migrate_on_start: bool = True
 
     @property
     def local(self) -> bool:
@@ -260,6 +257,30 @@ class ServiceSettings(BaseSettings):
         """Checks made outside local mode; `ValueError` naming the variable and `where`
         (`ACCORD_ENV=production`)."""
 
+    @model_validator(mode="after")
+    def _production_ready(self) -> Self:
+        self.check()
+        if not self.local:
+            self.check_production(f"{ENVIRONMENT_VARIABLE}={self.environment}")
+        return self
+
+
+class ServiceSettings(BaseServiceSettings):
+    """The settings of a service that keeps a database: its URL (a subclass declares the
+    default) and whether the service migrates it on start."""
+
+    database_url: str
+    # Whether the service migrates its database at start-up (under PostgreSQL's advisory lock,
+    # so that replicas starting together take turns). Unset: in local mode only; outside it
+    # `accord migrate SERVICE` is a deploy step, and the service refuses to start on a
+    # database behind its schema (`services.kit.store.SqlStore.prepare`).
+    migrate_on_start: bool | None = None
+
+    @property
+    def migrates_on_start(self) -> bool:
+        """`migrate_on_start`, or when it is unset whether the service runs in local mode."""
+        return self.local if self.migrate_on_start is None else self.migrate_on_start
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
@@ -268,10 +289,3 @@ class ServiceSettings(BaseSettings):
         except Exception as error:
             raise ValueError(f"not a usable database URL: {error}") from None
         return value
-
-    @model_validator(mode="after")
-    def _production_ready(self) -> Self:
-        self.check()
-        if not self.local:
-            self.check_production(f"{ENVIRONMENT_VARIABLE}={self.environment}")
-        return self

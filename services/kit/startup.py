@@ -25,7 +25,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Literal, Protocol, TypeVar
@@ -36,9 +36,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.kit.settings import ServiceSettings
+from services.kit.logs import JsonLines, Redacting
+from services.kit.settings import BaseServiceSettings, ServiceSettings
+from services.kit.tracing import SPAN_IDS
 
-SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
 
 log = logging.getLogger("accord.startup")
 
@@ -53,10 +55,20 @@ SETTING_FIRST: Final = re.compile(r"[A-Z][A-Z0-9_]+: ")
 DATABASE_MODULES: Final = ("asyncpg", "sqlalchemy", "aiosqlite", "alembic")
 
 
-def configure_logging(quiet: Iterable[str] = ()) -> None:
-    """Log at INFO to stderr as `<time> <logger> <message>`, with `QUIET_LOGGERS` and `quiet`
-    at WARNING; uvicorn's access log is replaced by `RequestLog`."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+def configure_logging(quiet: Iterable[str] = (), *, log_format: str | None = None) -> None:
+    """Log at INFO to stderr as `<time> <logger> <message>`, or one JSON object per line
+    (`log_format` "json", or `ACCORD_LOG_FORMAT=json`: `services.kit.logs`), never with a
+    secret in it; `QUIET_LOGGERS` and `quiet` at WARNING; uvicorn's access log is replaced by
+    `RequestLog`."""
+    chosen = (log_format or os.environ.get("ACCORD_LOG_FORMAT") or "text").strip().lower()
+    if chosen not in ("text", "json"):
+        raise ValueError(f"ACCORD_LOG_FORMAT: text or json, not {chosen!r}")
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonLines() if chosen == "json" else Redacting(LOG_FORMAT))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
     for name in (*QUIET_LOGGERS, *quiet):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").disabled = True
@@ -112,10 +124,15 @@ class DatabaseSetting:
         return text
 
 
-def explain(error: BaseException, *, service: str, database: DatabaseSetting) -> StartupError:
-    """What stopped `service` from starting, in one line naming the setting to fix."""
+def explain(
+    error: BaseException, *, service: str, database: DatabaseSetting | None
+) -> StartupError:
+    """What stopped `service` (with `database`, None for a service that keeps none) from
+    starting, in one line naming the setting to fix."""
+    if database is None:
+        database = DatabaseSetting("", "")
     for cause in _causes(error):
-        message = _explain_database(cause, database)
+        message = _explain_database(cause, database) if database.name else None
         if message is not None:
             return StartupError(database.scrub(message))
     for cause in _causes(error):
@@ -220,6 +237,10 @@ def listening_socket(
     listener = socket.socket(family, socket.SOCK_STREAM)
     # As uvicorn does: connections in TIME_WAIT do not make a port busy.
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Inherited by each accepted connection: an answer's head and body go out at once. Without
+    # it, the body waits for the client's delayed ACK of the head (about 40 ms on Linux) on
+    # every request of a keep-alive connection after its first (bench/gateway_bench.py).
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         listener.bind((host, port))
     except OSError as error:
@@ -319,12 +340,21 @@ class RequestLog:
             await self.app(scope, receive, capture)
         finally:
             if not scope["path"].startswith(("/health", "/docs")):
+                elapsed = (time.perf_counter() - started) * 1000
+                route = scope.get("route")
                 self.log.info(
                     "%s %s %d (%.0f ms)",
                     scope["method"],
                     scope["path"],
                     status,
-                    (time.perf_counter() - started) * 1000,
+                    elapsed,
+                    # For JSON lines: the request's span (`ServerSpans`) has ended by now.
+                    extra={
+                        **scope.get(SPAN_IDS, {}),
+                        "operation": getattr(route, "operation_id", None),
+                        "status": status,
+                        "duration_ms": round(elapsed, 1),
+                    },
                 )
 
 
@@ -360,12 +390,18 @@ def serve(
     service: str,
     host: str,
     port: int,
-    database: DatabaseSetting,
+    database: DatabaseSetting | None,
     access_log: bool = True,
     ready: Callable[[str], None] | None = None,
+    draining: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve `app` on `host`:`port` until SIGINT or SIGTERM; `StartupError` if it cannot
-    start. `ready` is called with the service's URL once it accepts connections."""
+    start. `ready` is called with the service's URL once it accepts connections.
+
+    Stopping: the server stops accepting connections and finishes the requests under way
+    while `draining` (the app's consumers: `services.kit.composition.Draining`) stops
+    receiving and finishes the messages in hand; then the app's lifespan shuts down (the
+    outbox relay, the clients), and the process exits 0."""
     if not logging.getLogger().handlers:
         configure_logging()
     listener = listening_socket(host, port)
@@ -378,6 +414,7 @@ def serve(
                 database=database,
                 url=f"http://{host}:{listener.getsockname()[1]}",
                 ready=ready,
+                draining=draining,
             )
         )
     finally:
@@ -389,9 +426,10 @@ async def _serve(
     listener: socket.socket,
     *,
     service: str,
-    database: DatabaseSetting,
+    database: DatabaseSetting | None,
     url: str,
     ready: Callable[[str], None] | None,
+    draining: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     def started() -> None:
         if ready is not None:
@@ -401,10 +439,15 @@ async def _serve(
 
     server = Server(server_config(app), started)
     interrupted = asyncio.Event()
+    drained: list[asyncio.Future[None]] = []
 
     def interrupt() -> None:
         if interrupted.is_set():  # a second Ctrl-C: stop waiting for open connections
             server.force_exit = True
+        elif draining is not None and server.started:
+            # Beside the server's own stop, not after it: no message is taken any more while
+            # the last requests finish.
+            drained.append(asyncio.ensure_future(draining()))
         interrupted.set()
         server.should_exit = True
 
@@ -428,6 +471,8 @@ async def _serve(
     try:
         await server.serve(sockets=[listener])
     finally:
+        if drained:
+            await asyncio.gather(*drained, return_exceptions=True)
         await lifespan.shutdown()
 
 
@@ -483,9 +528,13 @@ def entry_point(
             service=settings.service(),
             host=host,
             port=port,
-            database=DatabaseSetting.of(settings),
+            database=(
+                DatabaseSetting.of(settings) if isinstance(settings, ServiceSettings) else None
+            ),
             access_log=access_log(settings),
             ready=ready,
+            # The app's consumers, stopped first (`services.kit.composition.Draining`).
+            draining=getattr(app.state, "draining", None),
         )
 
     return serve_service

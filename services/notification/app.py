@@ -31,6 +31,7 @@ from services.kit.http import database_unavailable_problems
 from services.kit.retention import RetentionTask
 from services.kit.security import ContractAuthenticator
 from services.kit.tokens import JwksKeySource, TokenVerifier
+from services.kit.tracing import Tracing
 from services.notification import api, consumers, handlers
 from services.notification.mail import SmtpConfig, SmtpEmailSender
 from services.notification.ports import Database, EmailSender, RoleDirectory
@@ -65,6 +66,7 @@ class Adapters(ServiceAdapters):
 def consumer_options(settings: Settings) -> ConsumerOptions:
     return ConsumerOptions(
         max_in_flight=settings.consumer_max_in_flight,
+        receives=settings.consumer_receives,
         wait_seconds=settings.consumer_wait_seconds,
         backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
     )
@@ -91,7 +93,8 @@ def build_adapters(settings: Settings, *, bus: BusLocation | None = None) -> Ada
     bus = bus or BusLocation.detect()
     database = SqlNotificationDatabase(settings.database_url)
     keys_base_url = jwks_base_url(settings.jwks_url, "NOTIFICATION_JWKS_URL")
-    keys_http = httpx.AsyncClient(base_url=keys_base_url)
+    tracing = Tracing.for_service(settings.service())
+    keys_http = httpx.AsyncClient(base_url=keys_base_url, transport=tracing.transport("auth"))
     keys_policy = ClientPolicy(timeout=settings.jwks_timeout_seconds, retries=ROLE_RETRIES)
     keys = JwksKeySource(AuthClient.over(keys_http, keys_policy).jwks)
     tokens = TokenVerifier(
@@ -101,7 +104,9 @@ def build_adapters(settings: Settings, *, bus: BusLocation | None = None) -> Ada
         max_lifetime=timedelta(seconds=settings.access_token_max_lifetime_seconds),
     )
     roles: RoleDirectory | None = None
-    roles_http = httpx.AsyncClient(base_url=settings.auth_service_url)
+    roles_http = httpx.AsyncClient(
+        base_url=settings.auth_service_url, transport=tracing.transport("auth")
+    )
     key = settings.auth_service_api_key
     if key is not None:
         policy = ClientPolicy(
@@ -129,7 +134,7 @@ def build_adapters(settings: Settings, *, bus: BusLocation | None = None) -> Ada
         log.warning("no SNS/SQS endpoint (AWS_ENDPOINT_URL) is configured: no events are consumed")
     else:
         consumer, close_bus = composition.sqs_consumer(
-            bus, settings.queue, consumer_options(settings)
+            bus, settings.queue, consumer_options(settings), tracing=tracing
         )
     return Adapters(
         database=database,
@@ -137,7 +142,10 @@ def build_adapters(settings: Settings, *, bus: BusLocation | None = None) -> Ada
         tokens=tokens,
         roles=roles,
         consumer=consumer,
-        close=composition.closing(close_bus, keys_http.aclose, roles_http.aclose, database.dispose),
+        tracing=tracing,
+        close=composition.closing(
+            close_bus, keys_http.aclose, roles_http.aclose, database.dispose, tracing.shutdown
+        ),
     )
 
 
@@ -181,8 +189,7 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         settings.warn_of_local_defaults(log)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(parts.close)
-            if settings.migrate_on_start:
-                await database.migrate()
+            await database.prepare(settings, log)
             if parts.consumer is not None:
                 await parts.consumer.start()
                 stack.push_async_callback(parts.consumer.stop)
@@ -191,13 +198,18 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
             yield
 
     problems = database_unavailable_problems(api.RETRY_AFTER_SECONDS)
-    app = composition.service_app(settings, lifespan, problems)
+    app = composition.service_app(
+        settings, lifespan, problems, tracing=parts.tracing, metrics=parts.metrics
+    )
+    if parts.consumer is not None:
+        composition.draining(app).add(parts.consumer.stop)  # first, on SIGTERM
+        parts.metrics.observe_consumer(parts.consumer)
     # Each operation's `security`, as the contract states it: a verified access token whose
     # roles the auth service confirms now (`parts.roles`; None trusts the token, local mode).
     authenticator = ContractAuthenticator(
         parts.tokens, api.confirmed_roles(parts.roles), retry_after=api.RETRY_AFTER_SECONDS
     )
-    implementation = api.NotificationApi(deps, database.ping, parts.sender)
+    implementation = api.NotificationApi(deps, database.ping, parts.sender, metrics=parts.metrics)
     app.include_router(server.build_router(implementation, authenticator))
     app.state.adapters = parts
     app.state.retention = retention

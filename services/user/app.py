@@ -20,6 +20,7 @@ from services.kit.consumer import ConsumerOptions
 from services.kit.retention import RetentionTask
 from services.kit.sqs import QueueNotFoundError
 from services.kit.tokens import JwksKeySource, TokenVerifier, now_utc
+from services.kit.tracing import Tracing
 from services.user import api, consumers, handlers
 from services.user.ports import AccessTokenVerifier, RolesClient
 from services.user.roles import AuthServiceRoles
@@ -50,16 +51,21 @@ def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_ut
         cache_seconds=settings.roles_cache_seconds,
     )
     headers = {"User-Agent": "accord-user-service"}
-    http = httpx.AsyncClient(base_url=settings.auth_service_url, headers=headers)
+    tracing = Tracing.for_service(settings.service())
+    http = httpx.AsyncClient(
+        base_url=settings.auth_service_url, headers=headers, transport=tracing.transport("auth")
+    )
     keys_http = httpx.AsyncClient(
-        base_url=jwks_base_url(settings.jwks_endpoint, "USER_JWKS_URL"), headers=headers
+        base_url=jwks_base_url(settings.jwks_endpoint, "USER_JWKS_URL"),
+        headers=headers,
+        transport=tracing.transport("auth"),
     )
     keys = JwksKeySource(
         AuthClient.over(keys_http, policy).jwks,
         min_refetch_interval=timedelta(seconds=settings.jwks_refetch_seconds),
         clock=clock,
     )
-    consumer, close_bus = event_consumer(settings)
+    consumer, close_bus = event_consumer(settings, tracing)
     return Adapters(
         store=SqlUserStore(settings.database_url),
         verifier=CachingTokenVerifier(
@@ -82,17 +88,22 @@ def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_ut
         ),
         consumer=consumer,
         clock=clock,
-        close=composition.closing(http.aclose, keys_http.aclose, close_bus),
+        tracing=tracing,
+        close=composition.closing(http.aclose, keys_http.aclose, close_bus, tracing.shutdown),
     )
 
 
-def event_consumer(settings: Settings) -> tuple[EventConsumer, Close]:
+def event_consumer(
+    settings: Settings, tracing: Tracing | None = None
+) -> tuple[EventConsumer, Close]:
     """SQS where the runtime mode has it (an endpoint, or AWS); otherwise a queue of a private
     in-memory broker, which no other process can publish to."""
     options = ConsumerOptions(
-        max_in_flight=settings.consumer_max_in_flight, wait_seconds=settings.consumer_wait_seconds
+        max_in_flight=settings.consumer_max_in_flight,
+        receives=settings.consumer_receives,
+        wait_seconds=settings.consumer_wait_seconds,
     )
-    return composition.event_consumer(settings.queue, options, log=log)
+    return composition.event_consumer(settings.queue, options, log=log, tracing=tracing)
 
 
 def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastAPI:
@@ -113,8 +124,7 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         settings.warn_of_local_defaults(log)
         try:
-            if settings.migrate_on_start:
-                await store.migrate()
+            await store.prepare(settings, log)
             try:
                 await parts.consumer.start()
             except QueueNotFoundError as error:
@@ -139,13 +149,18 @@ def create_app(settings: Settings, *, adapters: Adapters | None = None) -> FastA
         pending_retry_after=settings.pending_retry_after_seconds,
         unavailable_retry_after=settings.unavailable_retry_after_seconds,
     )
-    app = composition.service_app(settings, lifespan, problems)
+    app = composition.service_app(
+        settings, lifespan, problems, tracing=parts.tracing, metrics=parts.metrics
+    )
+    composition.draining(app).add(parts.consumer.stop)  # first, on SIGTERM
+    parts.metrics.observe_consumer(parts.consumer)
     app.include_router(
         api.build_router(
             deps,
             parts.verifier,
             store.ping,
             retry_after=settings.unavailable_retry_after_seconds,
+            metrics=parts.metrics,
         )
     )
     app.state.adapters = parts

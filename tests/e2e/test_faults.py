@@ -22,7 +22,7 @@ from harness.stack.faults import FaultyProxy, ServiceProcess, outage
 from harness.stack.up import Stack, StackConfig
 from services.kit.aws import BusLocation
 from tests.conftest import REPOSITORY
-from tests.e2e.support import free_ports
+from tests.e2e.support import stack_ports
 from tests.e2e.test_stack import PASSWORD
 
 if TYPE_CHECKING:
@@ -118,6 +118,20 @@ async def test_a_stalled_proxy_holds_the_bytes_and_delivers_them_when_up() -> No
         writer.close()
 
 
+async def test_a_proxy_with_latency_holds_each_request_before_the_target_sees_it() -> None:
+    async with echo_server() as target, FaultyProxy("127.0.0.1", target, latency=1.0) as proxy:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        for text in (b"first", b"second"):  # every request, not only a connection's first
+            writer.write(text)
+            await writer.drain()
+            answer = asyncio.create_task(reader.readexactly(len(text)))
+            # Bounds on waiting, not speed claims: held a while, then delivered.
+            done, _ = await asyncio.wait([answer], timeout=0.3)
+            assert not done, "a request crossed the proxy without its latency"
+            assert await asyncio.wait_for(answer, timeout=10) == text
+        writer.close()
+
+
 def test_a_proxy_routes_a_database_url_through_itself_keeping_credentials_and_path() -> None:
     proxy = FaultyProxy.to("postgresql://postgres:pw@db.example:5433/accord", port=6000)
 
@@ -140,10 +154,9 @@ async def start_stack(tmp_path: Path) -> AsyncIterator[StartStack]:
     stacks: list[Stack] = []
 
     async def start(database_urls: dict[str, str] | None = None) -> Stack:
-        names = ("auth", "user", "notification", "aws", "smtp", "mail")
         config = StackConfig(
             project=Project.load(REPOSITORY),
-            ports=dict(zip(names, free_ports(len(names)), strict=True)),
+            ports=stack_ports(),
             state_dir=tmp_path / "state",
             services=(),
             database_urls=database_urls or {},

@@ -54,7 +54,13 @@ HARNESS_LAYERS = (
     Layer("local stack", ("harness.stack",)),
     Layer(
         "tasks",
-        ("harness.mock", "harness.conformance", "harness.evolution", "harness.maintenance"),
+        (
+            "harness.mock",
+            "harness.conformance",
+            "harness.evolution",
+            "harness.maintenance",
+            "harness.deploy",
+        ),
     ),
     Layer("replay", ("harness.replay",)),
     Layer("bus", ("harness.bus",)),
