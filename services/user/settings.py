@@ -11,57 +11,32 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import httpx
-from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from generated.user.events import QUEUE
+from services.kit.callers import CallerSettings
 from services.kit.retention import (
     DEFAULT_PROCESSED_EVENT_RETENTION_DAYS,
     check_processed_event_retention,
 )
-from services.kit.settings import (
-    ServiceSettings,
-    is_placeholder,
-    not_blank,
-    require_https,
-    require_strong_secret,
-)
+from services.kit.settings import ServiceSettings, not_blank
 from services.kit.settings import SettingsError as SettingsError
 
 ENV_PREFIX = "USER_"
-JWKS_PATH = "/.well-known/jwks.json"
 
 Seconds = Annotated[float, Field(gt=0)]
 WholeSeconds = Annotated[int, Field(ge=0)]
 NotBlank = Annotated[str, AfterValidator(not_blank)]
 
 
-class Settings(ServiceSettings):
-    """Everything the user service reads from its environment."""
+class Settings(ServiceSettings, CallerSettings):
+    """Everything the user service reads from its environment: its database and queue here;
+    the auth service, its keys and the service key from `CallerSettings`."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     database_url: str = "sqlite:///.accord/user.db"
-
-    # The auth service: roles (`getUserRoles`, with the service credential) and its keys.
-    auth_service_url: str = "http://127.0.0.1:3001"
-    auth_service_api_key: SecretStr = SecretStr("changethis")
-    auth_service_timeout_seconds: Seconds = 1.0
-    # Attempts after the first, for a timeout, a connection error or a 5xx.
-    auth_service_retries: Annotated[int, Field(ge=0, le=5)] = 2
-    # How long a roles answer is trusted: a revoked admin is refused at most this much later.
-    roles_cache_seconds: Annotated[float, Field(ge=0)] = 10.0
-
-    # Access tokens: where the public keys are (default: the auth service's JWKS), and the
-    # issuer and audience they must name (the auth service's defaults).
-    jwks_url: str | None = None
-    jwks_refetch_seconds: Seconds = 30.0
-    issuer: NotBlank = "http://127.0.0.1:3001"
-    audience: NotBlank = "accord"
-    # The longest lifetime (`exp - iat`) a token may claim: at least the auth service's
-    # AUTH_ACCESS_TOKEN_TTL_SECONDS (900 by default), or its own tokens are refused.
-    access_token_max_lifetime_seconds: Annotated[int, Field(ge=1)] = 900
 
     # Events: the queue of the AsyncAPI operation `receiveUserEvents`.
     queue: NotBlank = QUEUE
@@ -82,59 +57,14 @@ class Settings(ServiceSettings):
     processed_event_retention_days: int = DEFAULT_PROCESSED_EVENT_RETENTION_DAYS
     prune_interval_seconds: Seconds = 3600.0
 
-    # `Retry-After` of a pending profile (404) and of an unreachable auth service (503).
+    # `Retry-After` of a pending profile (404); an unreachable auth service's is
+    # `unavailable_retry_after_seconds` (`CallerSettings`).
     pending_retry_after_seconds: WholeSeconds = 1
-    unavailable_retry_after_seconds: WholeSeconds = 5
-
-    # Request bodies over this many bytes are refused with 413 before they are read.
-    max_request_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024
-
-    @property
-    def local_defaults(self) -> list[str]:
-        """The local-mode defaults in use, for the start-up warning when `ACCORD_ENV` is unset."""
-        defaults = []
-        if is_placeholder(self.auth_service_api_key):
-            defaults.append(f"a placeholder service key ({ENV_PREFIX}AUTH_SERVICE_API_KEY)")
-        if not self.auth_service_url.startswith("https://"):
-            defaults.append(
-                f"the auth service over plain HTTP at {self.auth_service_url} "
-                f"({ENV_PREFIX}AUTH_SERVICE_URL)"
-            )
-        return defaults
-
-    @property
-    def jwks_endpoint(self) -> str:
-        return self.jwks_url or self.auth_service_url.rstrip("/") + JWKS_PATH
 
     @field_validator("processed_event_retention_days")
     @classmethod
     def _outlasts_redelivery(cls, value: int) -> int:
         return check_processed_event_retention(value)
-
-    @field_validator("auth_service_url", "jwks_url")
-    @classmethod
-    def _usable_url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
-
-    def check_production(self, where: str) -> None:
-        require_strong_secret(
-            f"{ENV_PREFIX}AUTH_SERVICE_API_KEY (the auth service's AUTH_SERVICE_API_KEY)",
-            self.auth_service_api_key.get_secret_value(),
-            where,
-        )
-        require_https(f"{ENV_PREFIX}AUTH_SERVICE_URL", self.auth_service_url, where)
-        if self.jwks_url is not None:
-            require_https(f"{ENV_PREFIX}JWKS_URL", self.jwks_url, where)
-
-
-def _http_url(value: str) -> str:
-    try:
-        url = httpx.URL(value)
-    except Exception:
-        raise ValueError(f"not a URL: {value!r}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-    return value
 
 
 def load_settings() -> Settings:
