@@ -594,7 +594,8 @@ class SpanStore(SpanExporter):
             destination = str(span.attributes.get("messaging.destination.name", ""))
             if span.kind == "PRODUCER":
                 hop = "published" if span.status != "ERROR" else "publish-failed"
-                found["hops"].append(_hop(hop, span, span.end_ns, f"to SNS {destination}"))
+                # When it was sent: SNS may deliver it before the relay hears it was accepted.
+                found["hops"].append(_hop(hop, span, span.start_ns, f"to SNS {destination}"))
             elif span.kind == "CONSUMER":
                 receive = span.attributes.get(RECEIVE_COUNT, 1)
                 found["hops"].append(
