@@ -126,17 +126,28 @@ class CallerSecurity:
     close: Close
 
 
-def caller_security(
+@dataclass(frozen=True)
+class AuthService:
+    """The auth service as a service that admits its callers sees it: the verifier of its
+    tokens (with its published keys), its client under the kit's policy (roles, liveness), and
+    the HTTP client to it; `close` closes the HTTP clients."""
+
+    verifier: TokenVerifier
+    auth: AuthClient
+    http: httpx.AsyncClient
+    close: Close
+
+
+def auth_service(
     settings: CallerSettings,
     *,
     user_agent: str,
     clock: Callable[[], datetime] = now_utc,
     tracing: Tracing | None = None,
-) -> CallerSecurity:
-    """The contract's security for a service with `settings`: tokens verified with the auth
-    service's keys, roles confirmed with the auth service under the kit's client policy.
-    `http` (the auth service's base URL, `user_agent` as User-Agent) is there for the
-    service's own calls to the auth service, through its generated client."""
+) -> AuthService:
+    """The auth service for a service with `settings`: its keys fetched and its roles asked
+    under the kit's client policy, with `user_agent` as User-Agent and the trace context on
+    every call."""
     prefix = settings.prefix()
     policy = ClientPolicy(
         timeout=settings.auth_service_timeout_seconds,
@@ -171,6 +182,22 @@ def caller_security(
         service_api_key=settings.auth_service_api_key.get_secret_value(),
         credential=f"{prefix}AUTH_SERVICE_API_KEY (the auth service's AUTH_SERVICE_API_KEY)",
     )
+    return AuthService(verifier, auth, http, closing(keys_http.aclose, http.aclose))
+
+
+def caller_security(
+    settings: CallerSettings,
+    *,
+    user_agent: str,
+    clock: Callable[[], datetime] = now_utc,
+    tracing: Tracing | None = None,
+) -> CallerSecurity:
+    """The contract's security for a service with `settings`: tokens verified with the auth
+    service's keys, roles confirmed with the auth service under the kit's client policy.
+    `http` (the auth service's base URL, `user_agent` as User-Agent) is there for the
+    service's own calls to the auth service, through its generated client."""
+    service = auth_service(settings, user_agent=user_agent, clock=clock, tracing=tracing)
+    auth = service.auth
 
     async def confirmed(user_id: uuid.UUID) -> frozenset[str] | None:
         try:
@@ -179,8 +206,8 @@ def caller_security(
             raise AuthorityUnavailableError(error.reason) from None
 
     authenticator = ContractAuthenticator(
-        verifier,
+        service.verifier,
         ConfirmedRoles(confirmed),
         retry_after=settings.unavailable_retry_after_seconds,
     )
-    return CallerSecurity(authenticator, auth, http, closing(keys_http.aclose, http.aclose))
+    return CallerSecurity(authenticator, auth, service.http, service.close)

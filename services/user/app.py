@@ -9,17 +9,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
 from fastapi import FastAPI
 
 from services.kit import composition
-from services.kit.auth_client import AuthClient, ClientPolicy, jwks_base_url
 from services.kit.bus import EventConsumer
+from services.kit.callers import auth_service
 from services.kit.composition import Close, ServiceAdapters
 from services.kit.consumer import ConsumerOptions
 from services.kit.retention import RetentionTask
 from services.kit.sqs import QueueNotFoundError
-from services.kit.tokens import JwksKeySource, TokenVerifier, now_utc
+from services.kit.tokens import now_utc
 from services.kit.tracing import Tracing
 from services.user import api, consumers, handlers
 from services.user.ports import AccessTokenVerifier, RolesClient
@@ -45,51 +44,17 @@ class Adapters(ServiceAdapters):
 def build_adapters(settings: Settings, *, clock: Callable[[], datetime] = now_utc) -> Adapters:
     """The real adapters: the configured database, the auth service over HTTP (keys and
     roles), and the service's queue on SQS (or an in-memory one)."""
-    policy = ClientPolicy(
-        timeout=settings.auth_service_timeout_seconds,
-        retries=settings.auth_service_retries,
-        cache_seconds=settings.roles_cache_seconds,
-    )
-    headers = {"User-Agent": "accord-user-service"}
     tracing = Tracing.for_service(settings.service())
-    http = httpx.AsyncClient(
-        base_url=settings.auth_service_url, headers=headers, transport=tracing.transport("auth")
-    )
-    keys_http = httpx.AsyncClient(
-        base_url=jwks_base_url(settings.jwks_endpoint, "USER_JWKS_URL"),
-        headers=headers,
-        transport=tracing.transport("auth"),
-    )
-    keys = JwksKeySource(
-        AuthClient.over(keys_http, policy).jwks,
-        min_refetch_interval=timedelta(seconds=settings.jwks_refetch_seconds),
-        clock=clock,
-    )
+    auth = auth_service(settings, user_agent="accord-user-service", clock=clock, tracing=tracing)
     consumer, close_bus = event_consumer(settings, tracing)
     return Adapters(
         store=SqlUserStore(settings.database_url),
-        verifier=CachingTokenVerifier(
-            TokenVerifier(
-                keys,
-                issuer=settings.issuer,
-                audience=settings.audience,
-                max_lifetime=timedelta(seconds=settings.access_token_max_lifetime_seconds),
-                clock=clock,
-            ),
-            clock=clock,
-        ),
-        roles=AuthServiceRoles(
-            AuthClient.over(
-                http,
-                policy,
-                service_api_key=settings.auth_service_api_key.get_secret_value(),
-                credential="USER_AUTH_SERVICE_API_KEY (the auth service's AUTH_SERVICE_API_KEY)",
-            )
-        ),
+        verifier=CachingTokenVerifier(auth.verifier, clock=clock),
+        roles=AuthServiceRoles(auth.auth),
         consumer=consumer,
         clock=clock,
         tracing=tracing,
-        close=composition.closing(http.aclose, keys_http.aclose, close_bus, tracing.shutdown),
+        close=composition.closing(auth.close, close_bus, tracing.shutdown),
     )
 
 
